@@ -1,0 +1,43 @@
+"""The installed ``jupyter-lifecycle`` / ``jlc`` command: Fabric's program with our tasks bundled."""
+
+from __future__ import annotations
+
+from fabric import Config, Executor
+from fabric.main import Fab
+from invoke.exceptions import Exit, ParseError
+
+from . import __version__
+from .errors import EXIT_USAGE
+from .tasks import namespace
+
+
+class LifecycleProgram(Fab):
+    """Usage errors exit 2 here (invoke's default is 1, which we reserve for failed steps)."""
+
+    def parse_core(self, argv: list[str] | None) -> None:
+        try:
+            super().parse_core(argv)
+        except ParseError as exc:
+            raise Exit(f"error: {exc}", code=EXIT_USAGE) from None
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as exc:
+            raise Exit(f"error: {exc}", code=EXIT_USAGE) from None
+
+
+def make_program() -> LifecycleProgram:
+    return LifecycleProgram(
+        name="jupyter-lifecycle",
+        binary="jupyter-lifecycle",
+        binary_names=["jupyter-lifecycle", "jlc"],
+        version=__version__,
+        namespace=namespace,
+        executor_class=Executor,
+        config_class=Config,
+    )
+
+
+def main() -> None:
+    make_program().run()

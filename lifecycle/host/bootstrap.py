@@ -1,0 +1,237 @@
+"""Bootstrap: venv, requirements, kernel, isolation dirs, .gitignore block.
+
+Each ``ensure_*`` step looks first and acts only when the world differs from
+what is wanted, so a second bootstrap changes nothing and runs no pip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .context import OpContext
+from .fsutil import tail_lines, write_atomic
+from .layout import Layout
+from .results import CHANGED, FAILED, OK, SKIPPED, Result
+from .spec import ProjectSpec
+
+STAMP = "jupyter-lifecycle-stamp.json"
+BLOCK_BEGIN = "# BEGIN jupyter-lifecycle (managed block: edits inside are replaced)"
+BLOCK_END = "# END jupyter-lifecycle"
+LOG_TAIL = 20
+
+
+def _run_logged(cmd: List[str], log: Path, ctx: OpContext, project: str, what: str,
+                cwd: Optional[Path] = None) -> int:
+    """Run a command with its output appended to ``log``; report elapsed time as it runs."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log, "ab") as fh:
+        fh.write(f"\n$ {' '.join(cmd)}\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(cwd) if cwd else None)
+        try:
+            while True:
+                try:
+                    return proc.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    ctx.progress(project, f"{what} ({time.monotonic() - started:.0f}s, log: {log})")
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+
+
+def _failure(ctx: OpContext, spec: ProjectSpec, action: str, why: str, log: Path) -> Result:
+    tail = "\n".join(tail_lines(log, LOG_TAIL))
+    return ctx.result(spec.name, action, FAILED, f"{why}; last lines of {log}:\n{tail}")
+
+
+def ensure_venv(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
+    if layout.venv_python.exists() and (layout.venv / "pyvenv.cfg").exists():
+        return ctx.result(spec.name, "venv", OK, f"{layout.venv} exists")
+    if ctx.check:
+        return ctx.result(spec.name, "venv", CHANGED, f"would create {layout.venv} with {spec.python}")
+    python = shutil.which(spec.python)
+    if python is None:
+        return ctx.result(spec.name, "venv", FAILED, f"interpreter {spec.python!r} not found on PATH")
+    code = _run_logged([python, "-m", "venv", str(layout.venv)], layout.bootstrap_log, ctx,
+                       spec.name, "creating venv")
+    if code != 0:
+        return _failure(ctx, spec, "venv", f"creating {layout.venv} failed (exit {code})", layout.bootstrap_log)
+    return ctx.result(spec.name, "venv", CHANGED, f"created {layout.venv}",
+                      diff={"before": {"venv": None}, "after": {"venv": str(layout.venv)}})
+
+
+def requirement_args(spec: ProjectSpec, layout: Layout) -> List[str]:
+    """pip arguments: the listed specs, the configured file, and the project's requirements.txt."""
+    args = list(spec.requirements)
+    files = []
+    if spec.requirements_file:
+        req = Path(spec.requirements_file).expanduser()
+        files.append(req if req.is_absolute() else layout.root / req)
+    default = layout.root / "requirements.txt"
+    if default.exists() and default not in files:
+        files.append(default)
+    for f in files:
+        args += ["-r", str(f)]
+    return args
+
+
+def _fingerprint(layout: Layout, args: List[str]) -> Dict[str, str]:
+    """What must stay the same for a previous install to still count."""
+    digest = hashlib.sha256()
+    for arg in args:
+        digest.update(arg.encode() + b"\0")
+    for i, arg in enumerate(args):
+        if i > 0 and args[i - 1] == "-r":
+            try:
+                digest.update(Path(arg).read_bytes())
+            except OSError:
+                digest.update(b"<missing>")
+    try:
+        interp = (layout.venv / "pyvenv.cfg").read_text()
+    except OSError:
+        interp = ""
+    return {"requirements": digest.hexdigest(), "interpreter": hashlib.sha256(interp.encode()).hexdigest()}
+
+
+def _read_stamp(layout: Layout) -> Dict[str, Any]:
+    try:
+        data = json.loads((layout.venv / STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def ensure_requirements(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
+    """Install requirements unless the venv's stamp says this exact set is already in."""
+    args = requirement_args(spec, layout)
+    if not args:
+        return ctx.result(spec.name, "requirements", SKIPPED, "no requirements")
+    fp = _fingerprint(layout, args)
+    stamp = _read_stamp(layout)
+    # A shared venv may serve several projects with different requirements.
+    satisfied = stamp.get("satisfied", []) if stamp.get("interpreter") == fp["interpreter"] else []
+    if fp["requirements"] in satisfied:
+        return ctx.result(spec.name, "requirements", OK, "requirements already installed")
+    if ctx.check:
+        return ctx.result(spec.name, "requirements", CHANGED, "would pip install " + " ".join(args))
+    code = _run_logged([str(layout.venv_python), "-m", "pip", "install", "--disable-pip-version-check", *args],
+                       layout.bootstrap_log, ctx, spec.name, "installing requirements", cwd=layout.root)
+    if code != 0:
+        return _failure(ctx, spec, "requirements", f"pip install failed (exit {code})", layout.bootstrap_log)
+    new_stamp = {"interpreter": fp["interpreter"], "satisfied": sorted(set(satisfied) | {fp["requirements"]})}
+    write_atomic(layout.venv / STAMP, json.dumps(new_stamp, indent=2) + "\n")
+    installed = [ln for ln in tail_lines(layout.bootstrap_log, 40) if ln.startswith("Successfully installed")]
+    if installed:
+        return ctx.result(spec.name, "requirements", CHANGED, installed[-1],
+                          diff={"before": {}, "after": {"installed": installed[-1].split()[2:]}})
+    return ctx.result(spec.name, "requirements", OK, "requirements already satisfied (stamp written)")
+
+
+def _kernel_wanted(spec: ProjectSpec, layout: Layout) -> Dict[str, Any]:
+    env = layout.isolation_env()
+    return {"display_name": spec.display_name or spec.name,
+            "env": {"IPYTHONDIR": env["IPYTHONDIR"], "MPLCONFIGDIR": env["MPLCONFIGDIR"]}}
+
+
+def ensure_kernel(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
+    """Register the project's kernel inside the venv (--sys-prefix), with the isolation env."""
+    kernel_json = layout.kernels_dir / spec.kernel_name / "kernel.json"
+    wanted = _kernel_wanted(spec, layout)
+    try:
+        current = json.loads(kernel_json.read_text())
+    except (OSError, ValueError):
+        current = None
+    if isinstance(current, dict):
+        argv = current.get("argv") or [""]
+        env = current.get("env") or {}
+        if (current.get("display_name") == wanted["display_name"]
+                and all(env.get(k) == v for k, v in wanted["env"].items())
+                and Path(argv[0]).parent == layout.venv_python.parent):
+            return ctx.result(spec.name, "kernel", OK, f"kernel {spec.kernel_name!r} registered")
+    if ctx.check:
+        return ctx.result(spec.name, "kernel", CHANGED, f"would register kernel {spec.kernel_name!r}")
+    cmd = [str(layout.venv_python), "-m", "ipykernel", "install", "--sys-prefix",
+           "--name", spec.kernel_name, "--display-name", wanted["display_name"]]
+    for key, value in wanted["env"].items():
+        cmd += ["--env", key, value]
+    code = _run_logged(cmd, layout.bootstrap_log, ctx, spec.name, "registering kernel")
+    if code != 0:
+        return _failure(ctx, spec, "kernel", f"kernel registration failed (exit {code})", layout.bootstrap_log)
+    return ctx.result(spec.name, "kernel", CHANGED, f"registered kernel {spec.kernel_name!r} in {layout.venv}",
+                      diff={"before": current, "after": wanted})
+
+
+def ensure_dirs(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
+    wanted = [layout.logs_dir] + layout.isolation_dirs
+    missing = [d for d in wanted if not d.is_dir()]
+    if not missing:
+        return ctx.result(spec.name, "dirs", OK, "isolation dirs exist")
+    names = [str(d.relative_to(layout.root)) for d in missing]
+    if ctx.check:
+        return ctx.result(spec.name, "dirs", CHANGED, "would create " + ", ".join(names))
+    for d in missing:
+        d.mkdir(parents=True, exist_ok=True)
+    return ctx.result(spec.name, "dirs", CHANGED, "created " + ", ".join(names),
+                      diff={"before": {"missing": names}, "after": {"missing": []}})
+
+
+def with_block(text: str, block: str) -> str:
+    """``text`` with our managed block set to ``block``; the user's own lines untouched."""
+    lines = text.splitlines()
+    body = [BLOCK_BEGIN] + block.strip("\n").splitlines() + [BLOCK_END]
+    if BLOCK_BEGIN in lines and BLOCK_END in lines[lines.index(BLOCK_BEGIN):]:
+        start = lines.index(BLOCK_BEGIN)
+        end = lines.index(BLOCK_END, start)
+        lines[start:end + 1] = body
+    else:
+        if lines and lines[-1].strip():
+            lines.append("")
+        lines += body
+    return "\n".join(lines) + "\n"
+
+
+def ensure_gitignore(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
+    if not spec.gitignore_block:
+        return ctx.result(spec.name, "gitignore", SKIPPED, "no block to manage")
+    path = layout.root / ".gitignore"
+    try:
+        before = path.read_text()
+    except FileNotFoundError:
+        before = ""
+    after = with_block(before, spec.gitignore_block)
+    if after == before:
+        return ctx.result(spec.name, "gitignore", OK, ".gitignore block up to date")
+    diff = {"before": before, "after": after}
+    if ctx.check:
+        return ctx.result(spec.name, "gitignore", CHANGED, "would update the managed block in .gitignore", diff=diff)
+    write_atomic(path, after)
+    return ctx.result(spec.name, "gitignore", CHANGED, "updated the managed block in .gitignore", diff=diff)
+
+
+def bootstrap(spec: ProjectSpec, ctx: OpContext) -> List[Result]:
+    """All bootstrap steps in order; a failed step skips the ones that need it."""
+    layout = Layout.of(spec)
+    results = [ensure_dirs(spec, layout, ctx), ensure_gitignore(spec, layout, ctx)]
+    venv = ensure_venv(spec, layout, ctx)
+    results.append(venv)
+    for step in (ensure_requirements, ensure_kernel):
+        if results[-1].failed:
+            results.append(ctx.result(spec.name, step.__name__.replace("ensure_", ""), SKIPPED,
+                                      "skipped: an earlier step failed"))
+            continue
+        if ctx.check and venv.changed:
+            # Nothing to inspect yet: report what a real run would do.
+            what = "install requirements" if step is ensure_requirements else f"register kernel {spec.kernel_name!r}"
+            results.append(ctx.result(spec.name, step.__name__.replace("ensure_", ""), CHANGED, "would " + what))
+            continue
+        results.append(step(spec, layout, ctx))
+    return results

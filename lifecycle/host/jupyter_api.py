@@ -1,0 +1,60 @@
+"""Talking to a running Jupyter server's REST API (stdlib only, proxies bypassed)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Dict, List, Optional
+
+# Loopback traffic must never go through an http_proxy from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def base_url(ip: str, port: int) -> str:
+    """Where to reach a server bound to ``ip:port`` from this host."""
+    if ip in ("", "0.0.0.0", "*"):
+        ip = "127.0.0.1"
+    elif ip == "::":
+        ip = "::1"
+    if ":" in ip:
+        ip = f"[{ip}]"
+    return f"http://{ip}:{port}"
+
+
+def _request(url: str, token: str = "", method: str = "GET", timeout: float = 2.0) -> Any:
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    if token:
+        req.add_header("Authorization", f"token {token}")
+    with _OPENER.open(req, timeout=timeout) as resp:
+        body = resp.read()
+    return json.loads(body) if body else None
+
+
+def answers(base: str, timeout: float = 1.0) -> bool:
+    """Whether ``GET {base}/api`` answers (it needs no token)."""
+    try:
+        data = _request(base + "/api", timeout=timeout)
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+    return isinstance(data, dict) and "version" in data
+
+
+def kernels(base: str, token: str, timeout: float = 2.0) -> Optional[List[Dict[str, Any]]]:
+    """The server's kernels with their ``execution_state``; None when it cannot be asked."""
+    try:
+        data = _request(base + "/api/kernels", token=token, timeout=timeout)
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    return data if isinstance(data, list) else None
+
+
+def shutdown(base: str, token: str, timeout: float = 3.0) -> bool:
+    """Ask the server to shut down (it stops its kernels cleanly first)."""
+    if not token:
+        return False
+    try:
+        _request(base + "/api/shutdown", token=token, method="POST", timeout=timeout)
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+    return True

@@ -1,0 +1,193 @@
+"""One process snapshot per call, and pure classification over it.
+
+Everything that asks "which processes are Jupyter servers / kernels / children
+of X" works on a ``Snapshot`` so that tests can feed a synthetic one and cost
+grows with the number of processes, not processes x projects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import psutil
+
+ZOMBIE = "zombie"
+
+# A Jupyter server's command line: a console script (jupyter-lab, ...), the
+# ``jupyter`` launcher with a subcommand, or ``python -m <module>``.
+_SERVER_SCRIPTS = {"jupyter-lab", "jupyter-notebook", "jupyter-server", "jupyter-nbclassic"}
+_SERVER_SUBCOMMANDS = {"lab", "notebook", "server", "nbclassic"}
+_SERVER_MODULES = {"jupyterlab", "notebook", "jupyter_server", "nbclassic"}
+# Sub-subcommands of those apps that are short-lived tools, not servers.
+_NOT_SERVER = {
+    "list", "stop", "password", "build", "clean", "paths", "path", "extension",
+    "labextension", "workspaces", "workspace", "--version", "--help", "-h",
+    "--help-all", "licenses", "armor",
+}
+_KERNEL_MODULES = {"ipykernel_launcher", "ipykernel"}
+_PORT_ARG = re.compile(r"^--(?:ServerApp\.|NotebookApp\.)?port=(\d+)$")
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    name: str
+    cmdline: Tuple[str, ...]
+    create_time: float
+    uid: Optional[int]
+    status: str
+
+    @property
+    def alive(self) -> bool:
+        return self.status != ZOMBIE
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.cmdline) if self.cmdline else self.name
+
+
+@dataclass
+class Snapshot:
+    procs: Dict[int, Proc]
+    _children: Dict[int, List[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for proc in self.procs.values():
+            self._children.setdefault(proc.ppid, []).append(proc.pid)
+
+    def get(self, pid: int) -> Optional[Proc]:
+        proc = self.procs.get(pid)
+        return proc if proc is not None and proc.alive else None
+
+    def descendants(self, pid: int) -> List[Proc]:
+        out: List[Proc] = []
+        stack = list(self._children.get(pid, ()))
+        while stack:
+            child = self.procs.get(stack.pop())
+            if child is None:
+                continue
+            if child.alive:
+                out.append(child)
+            stack.extend(self._children.get(child.pid, ()))
+        return out
+
+    def servers(self) -> List[Proc]:
+        return [p for p in self.procs.values() if p.alive and is_jupyter_server(p.cmdline)]
+
+    def kernels(self) -> List[Proc]:
+        return [p for p in self.procs.values() if p.alive and is_kernel(p.cmdline)]
+
+
+def take_snapshot() -> Snapshot:
+    """Scan the process table once."""
+    procs: Dict[int, Proc] = {}
+    attrs = ["pid", "ppid", "name", "cmdline", "create_time", "uids", "status"]
+    for p in psutil.process_iter(attrs):
+        info = p.info
+        if info.get("create_time") is None:
+            continue
+        uids = info.get("uids")
+        procs[info["pid"]] = Proc(
+            pid=info["pid"],
+            ppid=info.get("ppid") or 0,
+            name=info.get("name") or "",
+            cmdline=tuple(info.get("cmdline") or ()),
+            create_time=info["create_time"],
+            uid=uids.real if uids is not None else None,
+            status=info.get("status") or "",
+        )
+    return Snapshot(procs)
+
+
+def _basename(arg: str) -> str:
+    return os.path.basename(arg)
+
+
+def _after_interpreter(cmdline: Tuple[str, ...]) -> List[str]:
+    """The arguments after ``python`` and its own options."""
+    args = list(cmdline)
+    if args and _basename(args[0]).startswith("python"):
+        args = args[1:]
+        while args and args[0].startswith("-") and args[0] != "-m":
+            # Options such as -Xfrozen_modules=off or -u.
+            args = args[1:]
+    return args
+
+
+def is_jupyter_server(cmdline: Iterable[str]) -> bool:
+    args = _after_interpreter(tuple(cmdline))
+    if not args:
+        return False
+    rest: List[str]
+    head = _basename(args[0])
+    if head == "-m" and len(args) > 1 and args[1] in _SERVER_MODULES:
+        rest = args[2:]
+    elif head in _SERVER_SCRIPTS:
+        rest = args[1:]
+    elif head == "jupyter" and len(args) > 1 and args[1] in _SERVER_SUBCOMMANDS:
+        rest = args[2:]
+    else:
+        return False
+    return not (rest and rest[0] in _NOT_SERVER)
+
+
+def is_kernel(cmdline: Iterable[str]) -> bool:
+    args = _after_interpreter(tuple(cmdline))
+    if len(args) >= 2 and args[0] == "-m" and args[1] in _KERNEL_MODULES:
+        return True
+    return bool(args) and _basename(args[0]).startswith("ipykernel_launcher")
+
+
+def kernel_connection_file(cmdline: Iterable[str]) -> Optional[str]:
+    args = list(cmdline)
+    for i, arg in enumerate(args):
+        if arg == "-f" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--f="):
+            return arg[4:]
+    return None
+
+
+def port_from_cmdline(cmdline: Iterable[str]) -> Optional[int]:
+    for arg in cmdline:
+        m = _PORT_ARG.match(arg)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def rss_bytes(pids: Iterable[int]) -> int:
+    """Resident memory of the given processes (gone ones count as zero)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except (psutil.Error, OSError):
+            continue
+    return total
+
+
+def process_is_gone(proc: "psutil.Process") -> bool:
+    """True when the process has exited (zombies count as gone)."""
+    try:
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            _reap(proc.pid)
+            return True
+        return not proc.is_running()
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def _reap(pid: int) -> None:
+    # When the tool itself is the parent (foreground mode, in-process tests)
+    # collect the exit status so no zombie stays behind.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass

@@ -1,0 +1,90 @@
+"""Jupyter runtime files (``jpserver-<pid>.json``): reading and stale cleanup."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .fsutil import remove
+from .procs import Snapshot, is_jupyter_server
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a running server wrote about itself."""
+
+    pid: int
+    port: Optional[int]
+    url: str
+    token: str
+    root_dir: str
+    base_url: str
+    file: Path
+
+    @property
+    def api_base(self) -> str:
+        """Base URL to reach the API from this host (wildcard binds mapped to loopback)."""
+        url = self.url or f"http://127.0.0.1:{self.port}{self.base_url or '/'}"
+        for wildcard in ("://0.0.0.0:", "://[::]:"):
+            url = url.replace(wildcard, "://127.0.0.1:")
+        return url.rstrip("/")
+
+
+def read_info(path: Path) -> Optional[ServerInfo]:
+    try:
+        data = json.loads(path.read_text())
+        return ServerInfo(
+            pid=int(data["pid"]),
+            port=int(data["port"]) if data.get("port") else None,
+            url=str(data.get("url") or ""),
+            token=str(data.get("token") or ""),
+            root_dir=str(data.get("root_dir") or ""),
+            base_url=str(data.get("base_url") or "/"),
+            file=path,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def server_files(runtime_dir: Path) -> List[Path]:
+    try:
+        return sorted(runtime_dir.glob("jpserver-*.json"))
+    except OSError:
+        return []
+
+
+def infos_by_pid(runtime_dir: Path) -> Dict[int, ServerInfo]:
+    out: Dict[int, ServerInfo] = {}
+    for path in server_files(runtime_dir):
+        info = read_info(path)
+        if info is not None:
+            out[info.pid] = info
+    return out
+
+
+def remove_server_files(runtime_dir: Path, pid: int) -> List[str]:
+    removed = []
+    for name in (f"jpserver-{pid}.json", f"jpserver-{pid}-open.html"):
+        if remove(runtime_dir / name):
+            removed.append(name)
+    return removed
+
+
+def clean_stale(runtime_dir: Path, snapshot: Snapshot) -> List[str]:
+    """Remove runtime files of servers that are no longer running.
+
+    Idempotent: a second call finds nothing to remove.  A file is stale when
+    its pid is dead or now belongs to something that is not a Jupyter server.
+    """
+    removed: List[str] = []
+    for path in server_files(runtime_dir):
+        info = read_info(path)
+        if info is None:
+            # Unreadable: the server may be writing it right now; leave it.
+            continue
+        proc = snapshot.get(info.pid)
+        if proc is None or not is_jupyter_server(proc.cmdline):
+            removed.extend(remove_server_files(runtime_dir, info.pid))
+    return removed

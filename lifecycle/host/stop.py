@@ -1,0 +1,133 @@
+"""Stopping a project's server: graceful, then forceful, then reap its kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import psutil
+
+from . import jupyter_api
+from .context import OpContext, wait_gone
+from .fsutil import remove
+from .layout import Layout
+from .procs import Snapshot, is_kernel, kernel_connection_file, take_snapshot
+from .results import CHANGED, FAILED, OK, Result
+from .runtime import ServerInfo, clean_stale, remove_server_files
+from .spec import ProjectSpec
+from .tracking import handle, remove_tracking
+from .tracking import find_server
+
+# Kernels get this long after SIGTERM before SIGKILL: they hold no state we
+# could save by waiting longer once their server is gone.
+KERNEL_GRACE = 3.0
+
+
+def shutdown_process(server: psutil.Process, info: Optional[ServerInfo], timeout: float) -> str:
+    """Stop one server process; returns how ("api", "SIGTERM", "SIGKILL").
+
+    The caller obtained ``server`` through positive identification; psutil
+    re-checks its create time before each signal, so a recycled pid is safe.
+    """
+    method = "SIGTERM"
+    if info is not None and info.token and jupyter_api.shutdown(info.api_base, info.token):
+        method = "api"
+    else:
+        try:
+            server.terminate()
+        except psutil.NoSuchProcess:
+            return method
+    if wait_gone([server], timeout):
+        try:
+            server.kill()
+        except psutil.NoSuchProcess:
+            pass
+        wait_gone([server], 5.0)
+        method = "SIGKILL"
+    return method
+
+
+def reap(procs: List[psutil.Process]) -> int:
+    """Terminate the given (identified) processes that are still alive; count them."""
+    alive = wait_gone(procs, 0.0)
+    for proc in alive:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    for proc in wait_gone(alive, KERNEL_GRACE):
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    wait_gone(alive, 2.0)
+    return len(alive)
+
+
+def kernel_handles(snapshot: Snapshot, server_pid: int) -> Tuple[List[psutil.Process], List[str]]:
+    """Handles on the kernel processes under a server, and their connection files."""
+    handles: List[psutil.Process] = []
+    files: List[str] = []
+    for proc in snapshot.descendants(server_pid):
+        h = handle(proc)
+        if h is None:
+            continue
+        handles.append(h)
+        conn = kernel_connection_file(proc.cmdline) if is_kernel(proc.cmdline) else None
+        if conn:
+            files.append(conn)
+    return handles, files
+
+
+def stop(spec: ProjectSpec, ctx: OpContext, timeout: Optional[float] = None) -> Result:
+    """Stop the project's server.  Idempotent: a stopped project is ``ok``.
+
+    A pid file whose pid is dead or belongs to another program is stale: it is
+    removed and that program is left alone.
+    """
+    layout = Layout.of(spec)
+    snapshot = take_snapshot()
+    tracking = find_server(layout, snapshot)
+    notes = [f"stale pid file {p.relative_to(layout.root)}: {why}" for p, why in tracking.stale]
+    server = tracking.server
+    if server is None:
+        if ctx.check:
+            if notes:
+                return ctx.result(spec.name, "stop", CHANGED, "would remove " + "; ".join(notes))
+            return ctx.result(spec.name, "stop", OK, "not running")
+        removed = remove_tracking(layout) if tracking.stale else []
+        clean_stale(layout.runtime_dir, snapshot)
+        if removed:
+            return ctx.result(spec.name, "stop", CHANGED, "removed " + "; ".join(notes),
+                              diff={"before": {"files": removed}, "after": {"files": []}})
+        return ctx.result(spec.name, "stop", OK, "not running")
+    pid = server.pid
+    if ctx.check:
+        return ctx.result(spec.name, "stop", CHANGED, f"would stop pid {pid}",
+                          facts={"pid": pid, "port": server.port})
+    proc = handle(server.proc)
+    kernels, conn_files = kernel_handles(snapshot, pid)
+    method = "gone"
+    if proc is not None:
+        method = shutdown_process(proc, server.info, spec.stop_timeout if timeout is None else timeout)
+    reaped = reap(kernels)
+    still = [k.pid for k in wait_gone(kernels, 0.0)]
+    if proc is not None and wait_gone([proc], 0.0):
+        return ctx.result(spec.name, "stop", FAILED, f"pid {pid} survived SIGKILL")
+    remove_tracking(layout, pid)
+    if tracking.stale:
+        remove_tracking(layout)
+    remove_server_files(layout.runtime_dir, pid)
+    for conn in conn_files:
+        if layout.contains(conn):
+            remove(Path(conn))
+    msg = f"stopped pid {pid} ({method})"
+    if reaped:
+        msg += f"; terminated {reaped} leftover kernel process{'es' if reaped != 1 else ''}"
+    if still:
+        return ctx.result(spec.name, "stop", FAILED, msg + f"; kernels still alive: {still}")
+    if not server.tracked:
+        msg += " (it had no pid file)"
+    return ctx.result(spec.name, "stop", CHANGED, msg,
+                      diff={"before": {"state": "running", "pid": pid}, "after": {"state": "stopped"}},
+                      facts={"pid": pid, "method": method, "kernels_reaped": reaped})

@@ -1,0 +1,195 @@
+"""Everything the user sees is rendered here: result lines, recap, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from .host.results import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE, Result
+
+_COLORS = {OK: "32", CHANGED: "33", FAILED: "31", SKIPPED: "36", UNREACHABLE: "31"}
+
+
+def _use_color(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, status: str, stream: TextIO) -> str:
+    code = _COLORS.get(status)
+    return f"\033[{code}m{text}\033[0m" if code and _use_color(stream) else text
+
+
+def result_line(r: Result, task: str) -> str:
+    label = f"{r.project}" if r.action == task else f"{r.project}: {r.action}"
+    first, *rest = (r.msg or "").splitlines() or [""]
+    line = f"{r.status}: [{r.host}] {label}: {first}"
+    return "\n".join([line] + ["    " + ln for ln in rest])
+
+
+def recap(results: Iterable[Result]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for r in results:
+        counts = out.setdefault(r.host, {OK: 0, CHANGED: 0, FAILED: 0, SKIPPED: 0, UNREACHABLE: 0})
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return out
+
+
+def exit_code(results: Iterable[Result]) -> int:
+    statuses = {r.status for r in results}
+    if UNREACHABLE in statuses:
+        return 4
+    return 1 if FAILED in statuses else 0
+
+
+class Reporter:
+    """Renders events as they arrive (thread-safe) and the final summary."""
+
+    def __init__(self, task: str, as_json: bool = False, show_token: bool = False,
+                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.task = task
+        self.as_json = as_json
+        self.show_token = show_token
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._lock = threading.Lock()
+        self._progress_shown = False
+        self._last_progress = 0.0
+        self._log_prefix = False
+
+    # -- live events -------------------------------------------------------
+    def event(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            kind = event.get("event")
+            if kind == "progress":
+                self._progress(f"{event.get('project')}: {event.get('msg')}")
+            elif kind == "result" and not self.as_json:
+                self._clear_progress()
+                r = Result.from_dict(event["result"])
+                print(paint(result_line(r, self.task), r.status, self.out), file=self.out, flush=True)
+            elif kind == "log" and not self.as_json:
+                self._clear_progress()
+                text = event.get("text", "")
+                if self._log_prefix:
+                    prefix = f"{event.get('project')} | "
+                    text = "".join(prefix + ln for ln in text.splitlines(keepends=True))
+                self.out.write(text)
+                self.out.flush()
+
+    def prefix_logs(self, on: bool) -> None:
+        self._log_prefix = on
+
+    def _progress(self, text: str) -> None:
+        if not self.err.isatty():
+            return
+        now = time.monotonic()
+        if now - self._last_progress < 0.2:
+            return
+        self._last_progress = now
+        width = 100
+        self.err.write("\r\033[K" + text[:width])
+        self.err.flush()
+        self._progress_shown = True
+
+    def _clear_progress(self) -> None:
+        if self._progress_shown:
+            self.err.write("\r\033[K")
+            self.err.flush()
+            self._progress_shown = False
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            self._clear_progress()
+            print(f"warning: {message}", file=self.err)
+
+    # -- summaries ---------------------------------------------------------
+    def actions(self, results: list[Result]) -> None:
+        """The recap (results were already printed live) or the actions JSON document."""
+        with self._lock:
+            self._clear_progress()
+        counts = recap(results)
+        if self.as_json:
+            doc = {"version": 1,
+                   "results": [r.to_dict(include_secret=False) | self._token(r) for r in results],
+                   "recap": counts}
+            self.json(doc)
+            return
+        print(file=self.out)
+        print("RECAP", file=self.out)
+        width = max((len(h) for h in counts), default=5)
+        for host, c in counts.items():
+            status = FAILED if c[FAILED] or c[UNREACHABLE] else (CHANGED if c[CHANGED] else OK)
+            line = (f"{host:<{width}} : ok={c[OK]:<3} changed={c[CHANGED]:<3} failed={c[FAILED]:<3} "
+                    f"skipped={c[SKIPPED]:<3} unreachable={c[UNREACHABLE]}")
+            print(paint(line, status, self.out), file=self.out)
+
+    def _token(self, r: Result) -> dict[str, Any]:
+        if self.show_token and r.secret.get("token_url"):
+            return {"token_url": r.secret["token_url"]}
+        return {}
+
+    def json(self, doc: dict[str, Any]) -> None:
+        print(json.dumps(doc, indent=2, sort_keys=False), file=self.out)
+
+    def status(self, doc: dict[str, Any]) -> None:
+        if self.as_json:
+            self.json(doc)
+            return
+        print(status_table(doc["projects"], self.show_token), file=self.out)
+        if doc.get("unmanaged"):
+            print(file=self.out)
+            print("Jupyter servers outside every project (unmanaged):", file=self.out)
+            print(unmanaged_table(doc["unmanaged"]), file=self.out)
+
+
+def uptime(started: str | None, now: float | None = None) -> str:
+    if not started:
+        return ""
+    from datetime import datetime
+
+    secs = int((now or time.time()) - datetime.fromisoformat(started).timestamp())
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m{secs % 60:02d}s"
+    if secs < 86400:
+        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+    return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
+
+
+def mib(n: int | None) -> str:
+    return "" if n is None else f"{n / 2**20:.0f} MiB"
+
+
+def _kernels(row: dict[str, Any]) -> str:
+    if row.get("kernels") is None:
+        return ""
+    busy = row.get("busy_kernels")
+    return f"{row['kernels']}" + (f" ({busy} busy)" if busy else "")
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> str:
+    from tabulate import tabulate  # deferred: JSON-only runs never need it
+
+    return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+
+
+def status_table(rows: list[dict[str, Any]], show_token: bool = False) -> str:
+    ordered = sorted(rows, key=lambda r: (r["host"] != "local", r["host"], r["name"]))
+    body = []
+    for r in ordered:
+        url = (r.get("token_url") if show_token else None) or r.get("url") or ""
+        state = r["state"] + ("*" if r.get("tracked") is False else "")
+        body.append([r["name"], r["host"], state, r.get("pid") or "", r.get("port") or "", url,
+                     uptime(r.get("started")), _kernels(r), mib(r.get("rss_bytes")), r.get("note") or ""])
+    return _table(body, ["PROJECT", "HOST", "STATE", "PID", "PORT", "URL", "UPTIME", "KERNELS", "MEMORY", "NOTE"])
+
+
+def unmanaged_table(rows: list[dict[str, Any]]) -> str:
+    body = [[r["host"], r["pid"], r.get("port") or "", r.get("url") or "", r.get("root_dir") or "",
+             uptime(r.get("started")), mib(r.get("rss_bytes"))] for r in rows]
+    return _table(body, ["HOST", "PID", "PORT", "URL", "ROOT DIR", "UPTIME", "MEMORY"])

@@ -1,0 +1,10 @@
+"""The task collection shared by ``inv`` (root tasks.py), ``fab`` and ``jupyter-lifecycle``."""
+
+from invoke import Collection
+
+from . import fleet, project
+
+namespace = Collection(
+    project.bootstrap, project.start, project.stop, project.restart, project.logs,
+    fleet.status, fleet.config,
+)

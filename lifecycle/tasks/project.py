@@ -1,0 +1,90 @@
+"""Per-project tasks: bootstrap, start, stop, restart, logs."""
+
+from __future__ import annotations
+
+import sys
+import webbrowser
+from typing import Any
+
+from .. import transport
+from ..errors import UsageError
+from ..report import Reporter
+from .common import boundary, choose, lc_task, load, refuse_remote_context, run_action
+
+_PORT = "use exactly this port (fails clearly if it is taken)"
+_TOKEN = "include the URL with its token in the output"
+
+
+@lc_task()
+@boundary
+def bootstrap(c: Any, name: str, tag: Any = None, host: str | None = None,
+              check: bool = False, json: bool = False) -> None:
+    """Create the venv, install requirements, register the kernel, isolate Jupyter dirs."""
+    run_action(c, "bootstrap", name, tag, host, {"check": check}, json)
+
+
+@lc_task(help={
+    "port": _PORT,
+    "foreground": "stay attached and stream the log; Ctrl-C stops the server cleanly",
+    "no_open": "do not open a browser (it is only opened when interactive, for one project)",
+    "show_token": _TOKEN,
+})
+@boundary
+def start(c: Any, name: str, port: int | None = None, foreground: bool = False, no_open: bool = False,
+          tag: Any = None, host: str | None = None, check: bool = False, json: bool = False,
+          show_token: bool = False) -> None:
+    """Start the Jupyter server in the background and wait until it answers."""
+    if foreground and (json or check):
+        raise UsageError("--foreground cannot be combined with --json or --check")
+    results = run_action(c, "start", name, tag, host,
+                         {"check": check, "port": port, "foreground": foreground}, json, show_token)
+    started = [r for r in results if r.action == "start" and r.secret.get("token_url")]
+    if (len(started) == 1 and not foreground and not no_open and not json and not check
+            and started[0].host == "local" and sys.stdout.isatty() and sys.stdin.isatty()):
+        webbrowser.open(started[0].secret["token_url"])
+
+
+@lc_task(help={"timeout": "seconds from the graceful request to SIGKILL (default: the project's stop_timeout)"})
+@boundary
+def stop(c: Any, name: str, timeout: float | None = None, tag: Any = None, host: str | None = None,
+         check: bool = False, json: bool = False) -> None:
+    """Stop the server: graceful shutdown, SIGKILL after the timeout, leftover kernels reaped."""
+    run_action(c, "stop", name, tag, host, {"check": check, "timeout": timeout}, json)
+
+
+@lc_task(help={"port": _PORT, "timeout": "stop timeout in seconds", "show_token": _TOKEN})
+@boundary
+def restart(c: Any, name: str, port: int | None = None, timeout: float | None = None, tag: Any = None,
+            host: str | None = None, check: bool = False, json: bool = False, show_token: bool = False) -> None:
+    """Stop, then start."""
+    run_action(c, "restart", name, tag, host, {"check": check, "port": port, "timeout": timeout}, json,
+               show_token)
+
+
+@lc_task(short={"follow": "f", "lines": "n"},
+         help={"follow": "keep printing new lines until Ctrl-C", "lines": "how many lines to show (default 50)"})
+@boundary
+def logs(c: Any, name: str, follow: bool = False, lines: int = 50, tag: Any = None,
+         host: str | None = None, json: bool = False) -> None:
+    """Show the last lines of the server log, or follow it."""
+    refuse_remote_context(c)
+    if follow and json:
+        raise UsageError("--follow cannot be combined with --json")
+    reporter = Reporter("logs", as_json=json)
+    inv = load(reporter)
+    projects = choose(inv, name, tag, host)
+    reporter.prefix_logs(len(projects) > 1)
+    responses = transport.run(inv, "logs", projects, {"follow": follow, "lines": lines}, reporter.event)
+    if follow:
+        return
+    entries = [e for resp in responses.values() for e in resp["logs"]]
+    if json:
+        reporter.json({"version": 1, "logs": entries})
+        return
+    for entry in entries:
+        if len(entries) > 1:
+            print(f"==> {entry['project']}: {entry['path']} <==")
+        if not entry["exists"]:
+            print(f"(no log yet at {entry['path']})", file=sys.stderr)
+        for line in entry["lines"]:
+            print(line)
