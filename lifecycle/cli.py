@@ -11,8 +11,13 @@ from .errors import EXIT_USAGE
 from .tasks import namespace
 
 
-class LifecycleProgram(Fab):
+class LifecycleProgram(Fab):  # type: ignore[misc]
     """Usage errors exit 2 here (invoke's default is 1, which we reserve for failed steps)."""
+
+    def print_version(self) -> None:
+        from importlib.metadata import version
+
+        print(f"jupyter-lifecycle {__version__} (invoke {version('invoke')}, fabric {version('fabric')})")
 
     def parse_core(self, argv: list[str] | None) -> None:
         try:

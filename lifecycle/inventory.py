@@ -164,7 +164,10 @@ class _Loader:
 
     def value(self, table: str, key: str, value: Any) -> Any:
         """Check one project/defaults value's type and range; return it normalised."""
-        bad = lambda what: self.fail(table, key, f"must be {what}, got {value!r}")  # noqa: E731
+
+        def bad(what: str) -> InventoryError:
+            return self.fail(table, key, f"must be {what}, got {value!r}")
+
         if key == "port_range":
             if (not isinstance(value, list) or len(value) != 2
                     or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
@@ -304,8 +307,9 @@ def load_inventory(path: Path | None = None) -> Inventory:
         if other is not None:
             raise loader.fail(f"projects.{name}", "path", f"{project.path} is already the path of project {other!r}")
         if name.lower() in seen_kernels:
+            twin = seen_kernels[name.lower()]
             raise loader.fail(f"projects.{name}", None,
-                              f"name differs from {seen_kernels[name.lower()]!r} only in case (kernel names are lower-cased)")
+                              f"name differs from {twin!r} only in case (kernel names are lower-cased)")
         seen_paths[(project.host, project.path)] = name
         seen_kernels[name.lower()] = name
         projects[name] = project

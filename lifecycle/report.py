@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -12,6 +13,8 @@ from typing import Any, TextIO
 
 from .host.results import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE, Result
 
+# Jupyter prints its token in URLs; logs and failure messages pass through this.
+_TOKEN_RE = re.compile(r"(token=)[0-9A-Za-z_\-]{8,}")
 _COLORS = {OK: "32", CHANGED: "33", FAILED: "31", SKIPPED: "36", UNREACHABLE: "31"}
 
 
@@ -22,6 +25,11 @@ def _use_color(stream: TextIO) -> bool:
 def paint(text: str, status: str, stream: TextIO) -> str:
     code = _COLORS.get(status)
     return f"\033[{code}m{text}\033[0m" if code and _use_color(stream) else text
+
+
+def redact(text: str) -> str:
+    """Hide tokens (``token=…``) unless the user asked to see them."""
+    return _TOKEN_RE.sub(r"\1<hidden>", text)
 
 
 def result_line(r: Result, task: str) -> str:
@@ -70,10 +78,13 @@ class Reporter:
             elif kind == "result" and not self.as_json:
                 self._clear_progress()
                 r = Result.from_dict(event["result"])
-                print(paint(result_line(r, self.task), r.status, self.out), file=self.out, flush=True)
+                line = result_line(r, self.task)
+                line = line if self.show_token else redact(line)
+                print(paint(line, r.status, self.out), file=self.out, flush=True)
             elif kind == "log" and not self.as_json:
                 self._clear_progress()
                 text = event.get("text", "")
+                text = text if self.show_token else redact(text)
                 if self._log_prefix:
                     prefix = f"{event.get('project')} | "
                     text = "".join(prefix + ln for ln in text.splitlines(keepends=True))
@@ -114,7 +125,7 @@ class Reporter:
         counts = recap(results)
         if self.as_json:
             doc = {"version": 1,
-                   "results": [r.to_dict(include_secret=False) | self._token(r) for r in results],
+                   "results": [self._public(r) for r in results],
                    "recap": counts}
             self.json(doc)
             return
@@ -127,10 +138,14 @@ class Reporter:
                     f"skipped={c[SKIPPED]:<3} unreachable={c[UNREACHABLE]}")
             print(paint(line, status, self.out), file=self.out)
 
-    def _token(self, r: Result) -> dict[str, Any]:
-        if self.show_token and r.secret.get("token_url"):
-            return {"token_url": r.secret["token_url"]}
-        return {}
+    def _public(self, r: Result) -> dict[str, Any]:
+        doc = r.to_dict(include_secret=False)
+        if self.show_token:
+            if r.secret.get("token_url"):
+                doc["token_url"] = r.secret["token_url"]
+        else:
+            doc["msg"] = redact(doc["msg"])
+        return doc
 
     def json(self, doc: dict[str, Any]) -> None:
         print(json.dumps(doc, indent=2, sort_keys=False), file=self.out)

@@ -14,7 +14,7 @@ from .inventory import Project
 _APP_PACKAGES = {"lab": "jupyterlab", "notebook": "notebook", "server": "jupyter-server"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _env():  # type: ignore[no-untyped-def]
     import jinja2  # deferred: only changing tasks render templates
 

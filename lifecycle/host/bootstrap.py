@@ -131,8 +131,11 @@ def ensure_requirements(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Re
     write_atomic(layout.venv / STAMP, json.dumps(new_stamp, indent=2) + "\n")
     installed = [ln for ln in tail_lines(layout.bootstrap_log, 40) if ln.startswith("Successfully installed")]
     if installed:
-        return ctx.result(spec.name, "requirements", CHANGED, installed[-1],
-                          diff={"before": {}, "after": {"installed": installed[-1].split()[2:]}})
+        packages = installed[-1].split()[2:]
+        return ctx.result(spec.name, "requirements", CHANGED,
+                          f"installed {len(packages)} package{'s' if len(packages) != 1 else ''} "
+                          f"for {' '.join(args)} (list in {layout.bootstrap_log})",
+                          diff={"before": {}, "after": {"installed": packages}})
     return ctx.result(spec.name, "requirements", OK, "requirements already satisfied (stamp written)")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 
 def write_atomic(path: Path, text: str, mode: Optional[int] = None) -> None:
@@ -33,7 +33,7 @@ def remove(path: Path) -> bool:
         return False
 
 
-def tail_lines(path: Path, n: int) -> list:
+def tail_lines(path: Path, n: int) -> List[str]:
     """The last ``n`` lines of a text file, reading only its end."""
     if n <= 0:
         return []

@@ -159,7 +159,8 @@ def _launch(spec: ProjectSpec, layout: Layout, ctx: OpContext, port: int, notes:
     urls = server_urls(spec, port, info)
     msg = "; ".join(notes + [f"started on {urls['url']} pid {popen.pid} in {time.time() - started:.1f}s"])
     return ctx.result(spec.name, "start", CHANGED, msg,
-                      diff={"before": {"state": "stopped"}, "after": {"state": "running", "pid": popen.pid, "port": port}},
+                      diff={"before": {"state": "stopped"},
+                            "after": {"state": "running", "pid": popen.pid, "port": port}},
                       facts={"pid": popen.pid, "port": port, "url": urls["url"]},
                       secret={"token_url": urls["token_url"]})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from . import jupyter_api
 from .context import OpContext
@@ -62,7 +62,7 @@ def project_row(spec: ProjectSpec, snapshot: Snapshot, host: str, show_token: bo
     return row
 
 
-def unmanaged_rows(snapshot: Snapshot, host: str, roots: Dict[str, str], claimed: set) -> List[Dict[str, Any]]:
+def unmanaged_rows(snapshot: Snapshot, host: str, roots: Dict[str, str], claimed: Set[int]) -> List[Dict[str, Any]]:
     """Servers on this host that lie in no known project directory."""
     rows = []
     for proc in sorted(snapshot.servers(), key=lambda p: p.pid):

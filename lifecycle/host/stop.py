@@ -15,8 +15,7 @@ from .procs import Snapshot, is_kernel, kernel_connection_file, take_snapshot
 from .results import CHANGED, FAILED, OK, Result
 from .runtime import ServerInfo, clean_stale, remove_server_files
 from .spec import ProjectSpec
-from .tracking import handle, remove_tracking
-from .tracking import find_server
+from .tracking import find_server, handle, remove_tracking
 
 # Kernels get this long after SIGTERM before SIGKILL: they hold no state we
 # could save by waiting longer once their server is gone.

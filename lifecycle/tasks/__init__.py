@@ -1,6 +1,6 @@
 """The task collection shared by ``inv`` (root tasks.py), ``fab`` and ``jupyter-lifecycle``."""
 
-from invoke import Collection
+from invoke.collection import Collection
 
 from . import fleet, project
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from invoke import Task, task
 from invoke.exceptions import Exit
+from invoke.tasks import Task, task
 
 from .. import transport
 from ..errors import LifecycleError, UsageError
@@ -31,7 +31,7 @@ SELECT_HELP = {
 }
 
 
-class LifecycleTask(Task):
+class LifecycleTask(Task):  # type: ignore[type-arg]
     """An invoke Task with chosen short flags only (auto ones clash with -h, -H and friends)."""
 
     def __init__(self, body: Callable[..., Any], short: dict[str, str] | None = None, **kwargs: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import transport
 from ..errors import UsageError
-from ..report import Reporter
+from ..report import Reporter, redact
 from .common import boundary, choose, lc_task, load, refuse_remote_context, run_action
 
 _PORT = "use exactly this port (fails clearly if it is taken)"
@@ -62,15 +62,16 @@ def restart(c: Any, name: str, port: int | None = None, timeout: float | None = 
 
 
 @lc_task(short={"follow": "f", "lines": "n"},
-         help={"follow": "keep printing new lines until Ctrl-C", "lines": "how many lines to show (default 50)"})
+         help={"follow": "keep printing new lines until Ctrl-C", "lines": "how many lines to show (default 50)",
+               "show_token": "do not hide tokens in the log text"})
 @boundary
 def logs(c: Any, name: str, follow: bool = False, lines: int = 50, tag: Any = None,
-         host: str | None = None, json: bool = False) -> None:
+         host: str | None = None, json: bool = False, show_token: bool = False) -> None:
     """Show the last lines of the server log, or follow it."""
     refuse_remote_context(c)
     if follow and json:
         raise UsageError("--follow cannot be combined with --json")
-    reporter = Reporter("logs", as_json=json)
+    reporter = Reporter("logs", as_json=json, show_token=show_token)
     inv = load(reporter)
     projects = choose(inv, name, tag, host)
     reporter.prefix_logs(len(projects) > 1)
@@ -78,6 +79,9 @@ def logs(c: Any, name: str, follow: bool = False, lines: int = 50, tag: Any = No
     if follow:
         return
     entries = [e for resp in responses.values() for e in resp["logs"]]
+    if not show_token:
+        for entry in entries:
+            entry["lines"] = [redact(line) for line in entry["lines"]]
     if json:
         reporter.json({"version": 1, "logs": entries})
         return
