@@ -1,0 +1,184 @@
+"""Fixtures: a shared venv that sees this interpreter's JupyterLab, an isolated HOME,
+a private port range per test, a CLI runner, and a leak check after every test."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import site
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PORT_BASE = 28700
+PORT_BLOCK = 8
+_blocks = itertools.count()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll until ``predicate`` is truthy; fail the test with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def procs_under(root: Path) -> list[psutil.Process]:
+    """Live processes whose command line mentions ``root`` (servers and kernels run the shared venv)."""
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        if p.info["status"] == psutil.STATUS_ZOMBIE or p.pid == os.getpid():
+            continue
+        if any(str(root) in arg for arg in p.info["cmdline"] or ()):
+            out.append(p)
+    return out
+
+
+@pytest.fixture(scope="session")
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("jlc")
+    yield root
+    leaked = procs_under(root)
+    for p in leaked:
+        p.kill()
+    assert not leaked, f"processes left running after the suite: {[p.pid for p in leaked]}"
+
+
+@pytest.fixture(scope="session")
+def shared_venv(session_root: Path) -> Path:
+    """One venv for every test project; a .pth makes this interpreter's packages importable in it,
+    so pip finds jupyterlab and ipykernel already satisfied and no test downloads anything."""
+    path = session_root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=180)
+    purelib = Path(sysconfig.get_paths(vars={"base": str(path), "platbase": str(path)})["purelib"])
+    outer = [p for p in site.getsitepackages() + [sysconfig.get_paths()["purelib"]] if os.path.isdir(p)]
+    (purelib / "_outer_env.pth").write_text("\n".join(dict.fromkeys(outer)) + "\n")
+    return path
+
+
+def _free_block() -> list[int]:
+    while True:
+        start = PORT_BASE + next(_blocks) * PORT_BLOCK
+        if start + PORT_BLOCK > 29999:
+            pytest.fail("ran out of test port blocks")
+        ports = list(range(start, start + PORT_BLOCK))
+        if all(_bindable(p) for p in ports):
+            return ports
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Workspace:
+    root: Path
+    venv: Path
+    ports: list[int]
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra_toml: str = ""
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.toml"
+
+    def project(self, name: str, port_range: list[int] | None = None, **keys: Any) -> Path:
+        path = Path(keys.pop("path", self.root / "projects" / name))
+        path.mkdir(parents=True, exist_ok=True)
+        entry = {"path": str(path), "venv": str(self.venv), "python": sys.executable,
+                 "port_range": port_range or [self.ports[0], self.ports[-1]], "stop_timeout": 5}
+        entry.update(keys)
+        self.projects[name] = entry
+        self.write()
+        return path
+
+    def write(self) -> None:
+        lines = [self.extra_toml]
+        for name, entry in self.projects.items():
+            lines.append(f"[projects.{name}]")
+            for key, value in entry.items():
+                lines.append(f"{key} = {json.dumps(value)}")
+            lines.append("")
+        self.inventory.write_text("\n".join(lines))
+
+    def cli(self, *args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lifecycle", *args], capture_output=True, text=True,
+            timeout=timeout, cwd=str(cwd or self.root), env={**os.environ, "JLC_INVENTORY": str(self.inventory)},
+        )
+
+    def json(self, *args: str, expect: int = 0) -> Any:
+        proc = self.cli(*args, "--json")
+        assert proc.returncode == expect, proc.stderr + proc.stdout
+        return json.loads(proc.stdout)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the real home, real Jupyter dirs or a real inventory."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("JLC_STATE_DIR", str(tmp_path / "state"))
+    for var in ("JLC_INVENTORY", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR",
+                "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR",
+                "JUPYTER_TOKEN", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture
+def ws(tmp_path: Path, shared_venv: Path, session_root: Path) -> Iterator[Workspace]:
+    workspace = Workspace(root=tmp_path, venv=shared_venv, ports=_free_block())
+    yield workspace
+    # Anything still running under this test's directory is a leak: clean it up, then fail.
+    leaked = procs_under(tmp_path)
+    for p in leaked:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    assert not leaked, f"test left processes running: {[(p.pid, p.info['cmdline'][:4]) for p in leaked]}"
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts by hand; all are killed and reaped at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                p.kill()
+        p.wait(timeout=10)
