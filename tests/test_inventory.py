@@ -52,7 +52,8 @@ BAD_CASES = {
     "no-path": ('[projects.alpha]\ntags = []\n', ":1: projects.alpha: path is required"),
     "unknown-host": ('[projects.alpha]\npath = "proj"\nhost = "gpu"\n', ":3: projects.alpha.host: unknown host 'gpu'"),
     "host-no-address": ('[hosts.gpu]\nport = 22\n', ":1: hosts.gpu.address: is required"),
-    "env-not-strings": ('[projects.alpha]\npath = "proj"\nenv = { A = 1 }\n', ":3: projects.alpha.env: must be a table"),
+    "env-not-strings": ('[projects.alpha]\npath = "proj"\nenv = { A = 1 }\n',
+                        ":3: projects.alpha.env: must be a table"),
 }
 
 

@@ -61,6 +61,19 @@ def lc_task(**kwargs: Any) -> Callable[[Callable[..., Any]], LifecycleTask]:
     return decorate
 
 
+def number(value: Any, flag: str, kind: type = int, low: float = 0) -> Any:
+    """Flags without a default arrive as strings (invoke infers types from defaults)."""
+    if value is None:
+        return None
+    try:
+        result = kind(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{flag} expects a number, got {value!r}") from None
+    if result < low:
+        raise UsageError(f"--{flag} must be at least {low:g}, got {value}")
+    return result
+
+
 def boundary(fn: F) -> F:
     """Turn LifecycleError into a one-line message and exit code, with no traceback."""
 

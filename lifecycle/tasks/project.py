@@ -9,7 +9,7 @@ from typing import Any
 from .. import transport
 from ..errors import UsageError
 from ..report import Reporter, redact
-from .common import boundary, choose, lc_task, load, refuse_remote_context, run_action
+from .common import boundary, choose, lc_task, load, number, refuse_remote_context, run_action
 
 _PORT = "use exactly this port (fails clearly if it is taken)"
 _TOKEN = "include the URL with its token in the output"
@@ -36,6 +36,7 @@ def start(c: Any, name: str, port: int | None = None, foreground: bool = False, 
     """Start the Jupyter server in the background and wait until it answers."""
     if foreground and (json or check):
         raise UsageError("--foreground cannot be combined with --json or --check")
+    port = number(port, "port", int, 1)
     results = run_action(c, "start", name, tag, host,
                          {"check": check, "port": port, "foreground": foreground}, json, show_token)
     started = [r for r in results if r.action == "start" and r.secret.get("token_url")]
@@ -49,6 +50,7 @@ def start(c: Any, name: str, port: int | None = None, foreground: bool = False, 
 def stop(c: Any, name: str, timeout: float | None = None, tag: Any = None, host: str | None = None,
          check: bool = False, json: bool = False) -> None:
     """Stop the server: graceful shutdown, SIGKILL after the timeout, leftover kernels reaped."""
+    timeout = number(timeout, "timeout", float)
     run_action(c, "stop", name, tag, host, {"check": check, "timeout": timeout}, json)
 
 
@@ -57,6 +59,7 @@ def stop(c: Any, name: str, timeout: float | None = None, tag: Any = None, host:
 def restart(c: Any, name: str, port: int | None = None, timeout: float | None = None, tag: Any = None,
             host: str | None = None, check: bool = False, json: bool = False, show_token: bool = False) -> None:
     """Stop, then start."""
+    port, timeout = number(port, "port", int, 1), number(timeout, "timeout", float)
     run_action(c, "restart", name, tag, host, {"check": check, "port": port, "timeout": timeout}, json,
                show_token)
 
