@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Workspace
+from conftest import REPO, Workspace, wait_for
 
 
 def test_unknown_project_is_exit_2_one_line(ws: Workspace) -> None:
@@ -106,3 +108,42 @@ def test_pip_install_gives_the_command(ws: Workspace, tmp_path: Path) -> None:
     results = json.loads(check.stdout)["results"]
     gitignore = next(r for r in results if r["action"] == "gitignore")
     assert ".jupyter_runtime/" in gitignore["diff"]["after"]
+
+
+def test_flags_for_one_project_refuse_several(ws: Workspace) -> None:
+    ws.project("alpha", port_range=[ws.ports[0], ws.ports[3]])
+    ws.project("beta", port_range=[ws.ports[4], ws.ports[7]])
+    for flag in (["--foreground"], ["--port", str(ws.ports[0])]):
+        proc = ws.cli("start", "*", *flag)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().endswith("selects 2: alpha, beta")
+    assert not (ws.root / "projects" / "alpha" / ".logs").exists()
+
+
+def test_logs_follow_streams_across_rotation(ws: Workspace) -> None:
+    path = ws.project("alpha")
+    log = path / ".logs" / "jupyterlab.log"
+    log.parent.mkdir()
+    log.write_text("older line\nold line\n")
+    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "logs", "alpha", "-f", "-n", "1"], cwd=ws.root,
+                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)}, stdout=subprocess.PIPE,
+                            text=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: "old line\n" in seen, 30, "the last line before following")
+        with open(log, "a") as fh:
+            fh.write("appended token=abcdef0123456789\n")
+        wait_for(lambda: "appended token=<hidden>\n" in seen, 30, "the appended line, token hidden")
+        log.rename(log.with_suffix(".log.1"))  # what a restart does
+        log.write_text("after rotation\n")
+        wait_for(lambda: "after rotation\n" in seen, 30, "the first line of the new log")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    assert "older line\n" not in seen

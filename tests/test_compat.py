@@ -16,7 +16,7 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def answers(port: int) -> bool:
     try:
         with _OPENER.open(f"http://127.0.0.1:{port}/api", timeout=1) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except OSError:
         return False
 

@@ -58,6 +58,10 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         return status.status(specs, ctx, roots, show_token=bool(opts.get("show_token")))
     if op == "logs":
         if opts.get("follow"):
+            # Like tail -f: the last lines first, then whatever is written next.
+            for entry in logs.show(specs, int(opts.get("lines", 50))):
+                if entry["lines"]:
+                    emit({"event": "log", "project": entry["project"], "text": "\n".join(entry["lines"]) + "\n"})
             logs.follow(specs, ctx)
             return {"version": PROTOCOL, "logs": []}
         return {"version": PROTOCOL, "logs": logs.show(specs, int(opts.get("lines", 50)))}

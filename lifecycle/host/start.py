@@ -20,7 +20,7 @@ from .results import CHANGED, FAILED, OK, Result
 from .runtime import ServerInfo, clean_stale, read_info, remove_server_files
 from .spec import ProjectSpec
 from .stop import reap, shutdown_process
-from .tracking import ServerRef, find_server, remove_tracking, write_tracking
+from .tracking import ServerRef, find_server, handle, remove_tracking, write_tracking
 
 LOG_TAIL = 15
 
@@ -83,10 +83,12 @@ def start(spec: ProjectSpec, ctx: OpContext, port: Optional[int] = None) -> Resu
     if server is not None:
         if ctx.check:
             return _running_result(spec, ctx, server, "would adopt untracked server", CHANGED)
-        proc = psutil.Process(server.pid)
-        write_tracking(layout, proc, {"port": server.port, "adopted": True})
-        return _running_result(spec, ctx, server, "adopted untracked server", CHANGED)
-    notes = [f"removed stale pid file ({why})" for _, why in tracking.stale]
+        adopted = handle(server.proc)
+        if adopted is not None:
+            write_tracking(layout, adopted, {"port": server.port, "adopted": True})
+            return _running_result(spec, ctx, server, "adopted untracked server", CHANGED)
+    verb = "would remove" if ctx.check else "removed"
+    notes = [f"{verb} stale pid file ({why})" for _, why in tracking.stale]
     if not layout.venv_python.exists():
         return ctx.result(spec.name, "start", FAILED,
                           f"no venv at {layout.venv}: run bootstrap {spec.name} first")

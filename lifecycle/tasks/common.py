@@ -109,12 +109,19 @@ def choose(inv: Inventory, pattern: str | None, tag: list[str] | None, host: str
 
 
 def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host: str | None,
-               options: dict[str, Any], as_json: bool, show_token: bool = False) -> list[Result]:
-    """Select projects, run a changing operation, print lines and recap; exit non-zero on failure."""
+               options: dict[str, Any], as_json: bool, show_token: bool = False,
+               single: str | None = None) -> list[Result]:
+    """Select projects, run a changing operation, print lines and recap; exit non-zero on failure.
+
+    ``single`` names a flag that only makes sense for one project; more is a usage error.
+    """
     refuse_remote_context(c)
     reporter = Reporter(task, as_json=as_json, show_token=show_token)
     inv = load(reporter)
     projects = choose(inv, name, tag, host)
+    if single and len(projects) != 1:
+        raise UsageError(f"{single} works on one project; {name!r} selects {len(projects)}: "
+                         + ", ".join(p.name for p in projects))
     responses = transport.run(inv, task, projects, options, reporter.event)
     results = [Result.from_dict(d) for resp in responses.values() for d in resp["results"]]
     reporter.actions(results)

@@ -38,7 +38,8 @@ def start(c: Any, name: str, port: int | None = None, foreground: bool = False, 
         raise UsageError("--foreground cannot be combined with --json or --check")
     port = number(port, "port", int, 1)
     results = run_action(c, "start", name, tag, host,
-                         {"check": check, "port": port, "foreground": foreground}, json, show_token)
+                         {"check": check, "port": port, "foreground": foreground}, json, show_token,
+                         single="--foreground" if foreground else ("--port" if port else None))
     started = [r for r in results if r.action == "start" and r.secret.get("token_url")]
     if (len(started) == 1 and not foreground and not no_open and not json and not check
             and started[0].host == "local" and sys.stdout.isatty() and sys.stdin.isatty()):
@@ -61,7 +62,7 @@ def restart(c: Any, name: str, port: int | None = None, timeout: float | None = 
     """Stop, then start."""
     port, timeout = number(port, "port", int, 1), number(timeout, "timeout", float)
     run_action(c, "restart", name, tag, host, {"check": check, "port": port, "timeout": timeout}, json,
-               show_token)
+               show_token, single="--port" if port else None)
 
 
 @lc_task(short={"follow": "f", "lines": "n"},
