@@ -1,0 +1,76 @@
+"""The host layer's JSON entry point, and the promises that let it run on a remote box."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from lifecycle.host.spec import ProjectSpec
+
+from conftest import REPO, Workspace
+
+HOST_DIR = REPO / "lifecycle" / "host"
+
+
+def run_host(request: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lifecycle.host"], input=json.dumps(request), text=True,
+                          capture_output=True, timeout=60)
+
+
+def test_one_json_document_out_events_on_stderr(ws: Workspace) -> None:
+    path = ws.project("alpha")
+    spec = ProjectSpec(name="alpha", path=str(path), venv=str(ws.venv), gitignore_block=".logs/\n")
+    proc = run_host({"version": 1, "op": "bootstrap", "host": "box", "projects": [spec.to_dict()],
+                     "options": {"check": True}})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert {r["action"] for r in doc["results"]} == {"dirs", "gitignore", "venv", "requirements", "kernel"}
+    assert all(r["host"] == "box" for r in doc["results"])
+    events = [json.loads(line[5:]) for line in proc.stderr.splitlines() if line.startswith("@jlc ")]
+    assert [e["result"]["action"] for e in events if e["event"] == "result"] == [r["action"] for r in doc["results"]]
+    assert not (path / ".gitignore").exists()  # check mode
+
+    status = json.loads(run_host({"version": 1, "op": "status", "host": "box", "projects": [spec.to_dict()],
+                                  "roots": {"alpha": str(path)}}).stdout)
+    assert status["projects"][0]["state"] == "stopped" and status["projects"][0]["host"] == "box"
+
+
+def test_bad_requests_get_an_error_document() -> None:
+    for request, fragment in (({"version": 99, "op": "status"}, "unsupported protocol version 99"),
+                              ({"version": 1, "op": "explode"}, "unknown operation 'explode'")):
+        proc = run_host(request)
+        assert proc.returncode == 2
+        assert fragment in json.loads(proc.stdout)["error"]
+    garbage = subprocess.run([sys.executable, "-m", "lifecycle.host"], input="{not json", text=True,
+                             capture_output=True, timeout=60)
+    assert garbage.returncode == 2 and "error" in json.loads(garbage.stdout)
+
+
+def test_host_layer_imports_no_controller_libraries() -> None:
+    code = ("import sys, lifecycle.host.api, lifecycle.host.__main__; "
+            "bad = [m for m in ('invoke', 'fabric', 'jinja2', 'tabulate', 'tomllib') if m in sys.modules]; "
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_host_layer_is_python39_syntax() -> None:
+    for path in sorted(HOST_DIR.glob("*.py")):
+        source = path.read_text()
+        ast.parse(source, filename=str(path), feature_version=(3, 9))
+        tree = ast.parse(source)
+        # PEP 604/585 annotations are only safe on 3.9 when they are never evaluated.
+        has_future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in tree.body)
+        assert has_future or path.name == "__init__.py", f"{path.name} lacks 'from __future__ import annotations'"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "dataclass":
+                assert not any(k.arg in ("slots", "kw_only") for k in node.keywords), path.name
+
+
+def test_spec_round_trips() -> None:
+    spec = ProjectSpec(name="x", path="/p", env={"A": "1"}, args=("--a",), port_range=(9000, 9001))
+    assert ProjectSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert Path(spec.path).name == "p"
