@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 from lifecycle.host.results import Result
 from lifecycle.report import Reporter, exit_code, status_table, uptime
@@ -61,7 +62,7 @@ def test_exit_codes() -> None:
 
 
 def test_status_table_sorted_and_humane() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": "b", "host": "local", "state": "running", "pid": 2, "port": 8889, "url": "http://x/lab",
          "started": "2026-01-01T00:00:00+00:00", "kernels": 2, "busy_kernels": 1, "rss_bytes": 300 * 2**20,
          "tracked": False},
