@@ -76,6 +76,8 @@ def start(spec: ProjectSpec, ctx: OpContext, port: Optional[int] = None) -> Resu
     """
     layout = Layout.of(spec)
     snapshot = take_snapshot()
+    if not ctx.check:
+        clean_stale(layout.runtime_dir, snapshot)
     tracking = find_server(layout, snapshot)
     server = tracking.server
     if server is not None and server.tracked:
@@ -101,7 +103,6 @@ def start(spec: ProjectSpec, ctx: OpContext, port: Optional[int] = None) -> Resu
         return ctx.result(spec.name, "start", CHANGED, "; ".join(notes + [f"would start on port {free}"]))
     if tracking.stale:
         remove_tracking(layout)
-    clean_stale(layout.runtime_dir, snapshot)
     claims = PortClaims()
     try:
         chosen = claims.acquire(spec.ip, low, high, wanted=port)
