@@ -33,7 +33,8 @@ def redact(text: str) -> str:
 
 
 def result_line(r: Result, task: str) -> str:
-    label = f"{r.project}" if r.action == task else f"{r.project}: {r.action}"
+    project = r.project or "-"
+    label = project if r.action == task else f"{project}: {r.action}"
     first, *rest = (r.msg or "").splitlines() or [""]
     line = f"{r.status}: [{r.host}] {label}: {first}"
     return "\n".join([line] + ["    " + ln for ln in rest])
@@ -208,3 +209,34 @@ def unmanaged_table(rows: list[dict[str, Any]]) -> str:
     body = [[r["host"], r["pid"], r.get("port") or "", r.get("url") or "", r.get("root_dir") or "",
              uptime(r.get("started")), mib(r.get("rss_bytes"))] for r in rows]
     return _table(body, ["HOST", "PID", "PORT", "URL", "ROOT DIR", "UPTIME", "MEMORY"])
+
+
+def ports_table(rows: list[dict[str, Any]]) -> str:
+    body = [[r["host"], r["port"], r["state"], r.get("project") or "", r.get("pid") or "", r.get("process") or "",
+             ", ".join(r.get("range") or []) or "(outside every range)"] for r in rows]
+    return _table(body, ["HOST", "PORT", "STATE", "PROJECT", "PID", "PROCESS", "RANGE OF"])
+
+
+def orphans_table(rows: list[dict[str, Any]], width: int = 70) -> str:
+    body = []
+    for r in rows:
+        command = redact(r.get("cmdline") or "")
+        if len(command) > width:
+            command = command[: width - 1] + "…"
+        owner = "" if r.get("mine", True) else " (other user)"
+        body.append([r["host"], r["kind"] + owner, r["pid"], r.get("project") or "(none)", uptime(r.get("started")),
+                     mib(r.get("rss_bytes")), command])
+    return _table(body, ["HOST", "KIND", "PID", "PROJECT", "UPTIME", "MEMORY", "COMMAND"])
+
+
+def which_text(doc: dict[str, Any]) -> str:
+    keys = ["target", "kind", "host", "project", "role", "process", "pid", "port", "url", "token_url", "started",
+            "tracked", "orphan", "range"]
+    lines = []
+    for key in keys:
+        if key in doc and doc[key] not in (None, [], ""):
+            value = ", ".join(doc[key]) if isinstance(doc[key], list) else doc[key]
+            if key == "started":
+                value = f"{value} (up {uptime(doc[key])})"
+            lines.append(f"{key + ':':<11} {value}")
+    return "\n".join(lines)

@@ -20,9 +20,10 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 def build_request(op: str, host: str, specs: list[ProjectSpec], options: dict[str, Any],
-                  roots: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"version": api.PROTOCOL, "op": op, "host": host,
-            "projects": [s.to_dict() for s in specs], "options": options, "roots": roots or {}}
+                  known: list[ProjectSpec] | None = None) -> dict[str, Any]:
+    """``known`` is every project on that host, so servers of unselected projects are attributed."""
+    return {"version": api.PROTOCOL, "op": op, "host": host, "projects": [s.to_dict() for s in specs],
+            "known": [s.to_dict() for s in known or []], "options": options}
 
 
 def call_local(request: dict[str, Any], emit: Emit) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def run(inv: Inventory, op: str, projects: list[Project], options: dict[str, Any
                          f"(narrow with --host local)")
     responses: dict[str, dict[str, Any]] = {}
     for host, members in groups.items():
-        roots = {p.name: p.path for p in inv.projects.values() if p.host == host}
-        request = build_request(op, host, [project_spec(p) for p in members], options, roots)
+        known = [project_spec(p) for p in inv.projects.values() if p.host == host]
+        request = build_request(op, host, [project_spec(p) for p in members], options, known)
         responses[host] = call_local(request, emit)
     return responses

@@ -23,7 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PORT_BASE = 28700
-PORT_BLOCK = 8
+PORT_BLOCK = 10
 _blocks = itertools.count()
 
 
@@ -64,6 +64,7 @@ def session_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     leaked = procs_under(root)
     for p in leaked:
         p.kill()
+    psutil.wait_procs(leaked, timeout=10)
     assert not leaked, f"processes left running after the suite: {[p.pid for p in leaked]}"
 
 
@@ -167,6 +168,7 @@ def ws(tmp_path: Path, shared_venv: Path, session_root: Path) -> Iterator[Worksp
             p.kill()
         except psutil.NoSuchProcess:
             pass
+    psutil.wait_procs(leaked, timeout=10)
     assert not leaked, f"test left processes running: {[(p.pid, p.info['cmdline'][:4]) for p in leaked]}"
 
 
@@ -182,3 +184,34 @@ def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
             except (ProcessLookupError, PermissionError):
                 p.kill()
         p.wait(timeout=10)
+
+
+def answers(port: int) -> bool:
+    """Whether a Jupyter server answers /api on this loopback port."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/api", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def jupyter_by_hand(venv: Path, root: Path, port: int, log: Path, env: dict[str, str] | None = None,
+                    spawned: list[subprocess.Popen[bytes]] | None = None) -> subprocess.Popen[bytes]:
+    """Start a JupyterLab server the way a user would by hand (no tool involved) and wait for it."""
+    script = Path(sys.executable).parent / "jupyter-lab"
+    launcher = [str(venv / "bin" / "python"), str(script)] if script.exists() else \
+        [str(venv / "bin" / "python"), "-m", "jupyterlab"]
+    cmd = launcher + ["--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--notebook-dir={root}"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, **(env or {})}, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    if spawned is not None:
+        spawned.append(proc)
+    wait_for(lambda: answers(port) or proc.poll() is not None, 60, f"the hand-started server on {port}")
+    assert proc.poll() is None, log.read_text()
+    return proc

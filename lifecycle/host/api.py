@@ -6,26 +6,26 @@ entry point (``python -m lifecycle.host``), so both behave identically.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List
 
-from . import bootstrap, logs, start, status, stop
+from . import bootstrap, logs, orphans, portmap, start, status, stop, which
 from .context import Emit, OpContext
+from .fleet import survey
 from .results import FAILED, Result
 from .spec import ProjectSpec
 
 PROTOCOL = 1
 # Starts and stops wait on sockets and sleeps, not CPU: run several at once.
 # Bootstraps run one at a time (projects may share a venv, and pip is heavy).
-MAX_WORKERS = 8
+DEFAULT_WORKERS = 8
 
 
 class RequestError(Exception):
     pass
 
 
-def _each(specs: List[ProjectSpec], ctx: OpContext, parallel: bool,
+def _each(specs: List[ProjectSpec], ctx: OpContext, workers: int,
           fn: Callable[[ProjectSpec], List[Result]]) -> List[Result]:
     def guarded(spec: ProjectSpec) -> List[Result]:
         try:
@@ -36,26 +36,50 @@ def _each(specs: List[ProjectSpec], ctx: OpContext, parallel: bool,
             ctx.emit({"event": "result", "result": r.to_dict()})
         return results
 
-    if parallel and len(specs) > 1:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(specs))) as pool:
+    if workers > 1 and len(specs) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(specs))) as pool:
             batches = list(pool.map(guarded, specs))
     else:
         batches = [guarded(s) for s in specs]
     return [r for batch in batches for r in batch]
 
 
+def _actions(results: List[Result]) -> Dict[str, Any]:
+    return {"version": PROTOCOL, "results": [r.to_dict() for r in results]}
+
+
 def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, Any]:
-    if request.get("version") != PROTOCOL:
-        raise RequestError(f"unsupported protocol version {request.get('version')!r} (this host speaks {PROTOCOL})")
+    if not isinstance(request, dict) or request.get("version") != PROTOCOL:
+        version = request.get("version") if isinstance(request, dict) else None
+        raise RequestError(f"unsupported protocol version {version!r} (this host speaks {PROTOCOL})")
     op = request.get("op")
     opts: Dict[str, Any] = dict(request.get("options") or {})
     ctx = OpContext(host=request.get("host", "local"), check=bool(opts.get("check")), emit=emit)
     specs = [ProjectSpec.from_dict(d) for d in request.get("projects", [])]
+    known_by_name = {s.name: s for s in (ProjectSpec.from_dict(d) for d in request.get("known", []))}
+    known_by_name.update({s.name: s for s in specs})
+    known = list(known_by_name.values())
+    workers = max(1, int(opts.get("workers") or DEFAULT_WORKERS))
+    timeout = opts.get("timeout")
 
     if op == "status":
-        roots = {name: os.path.abspath(os.path.expanduser(path))
-                 for name, path in (request.get("roots") or {}).items()}
-        return status.status(specs, ctx, roots, show_token=bool(opts.get("show_token")))
+        return status.status(specs, known, ctx, show_token=bool(opts.get("show_token")))
+    if op == "ports":
+        return {"version": PROTOCOL, "ports": portmap.port_map(specs, known, survey(known), ctx.host)}
+    if op == "orphans":
+        found = survey(known)
+        if not opts.get("kill"):
+            return {"version": PROTOCOL, "orphans": orphans.orphan_rows(found, ctx.host)}
+        results = orphans.kill_orphans(found, ctx, bool(opts.get("include_unmanaged")),
+                                       float(timeout or 10.0), {s.name for s in specs})
+        for r in results:
+            emit({"event": "result", "result": r.to_dict()})
+        return _actions(results)
+    if op == "which":
+        try:
+            return which.which(str(opts.get("target", "")), known, survey(known), ctx.host)
+        except which.WhichError as exc:
+            return {"version": PROTOCOL, "error": str(exc)}
     if op == "logs":
         if opts.get("follow"):
             # Like tail -f: the last lines first, then whatever is written next.
@@ -67,19 +91,28 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         return {"version": PROTOCOL, "logs": logs.show(specs, int(opts.get("lines", 50)))}
 
     port = opts.get("port")
-    timeout = opts.get("timeout")
+    skip_busy = op == "stop-all" and not opts.get("force")
     actions: Dict[str, Callable[[ProjectSpec], List[Result]]] = {
         "bootstrap": lambda s: bootstrap.bootstrap(s, ctx),
         "start": lambda s: [start.start(s, ctx, port=port)],
+        "start-all": lambda s: [start.start(s, ctx)],
         "stop": lambda s: [stop.stop(s, ctx, timeout=timeout)],
+        "stop-all": lambda s: [stop.stop(s, ctx, timeout=timeout, skip_busy=skip_busy)],
         "restart": lambda s: [stop.stop(s, ctx, timeout=timeout), start.start(s, ctx, port=port)],
     }
     if op not in actions:
         raise RequestError(f"unknown operation {op!r}")
-    results = _each(specs, ctx, parallel=op != "bootstrap", fn=actions[op])
+    results = _each(specs, ctx, 1 if op == "bootstrap" else workers, actions[op])
+    if op == "stop-all":
+        # Everything else of these projects too: untracked servers and kernels whose server is gone.
+        extra = orphans.kill_orphans(survey(known), ctx, bool(opts.get("include_unmanaged")),
+                                     float(timeout or 10.0), {s.name for s in specs})
+        for r in extra:
+            emit({"event": "result", "result": r.to_dict()})
+        results += extra
     if op == "start" and opts.get("foreground") and len(results) == 1 and results[0].facts.get("pid"):
         if results[0].changed:
             final = start.run_attached(specs[0], ctx, results[0])
             emit({"event": "result", "result": final.to_dict()})
             results.append(final)
-    return {"version": PROTOCOL, "results": [r.to_dict() for r in results]}
+    return _actions(results)

@@ -7,6 +7,8 @@ import urllib.error
 import urllib.request
 from typing import Any, Dict, List, Optional
 
+from .runtime import ServerInfo
+
 # Loopback traffic must never go through an http_proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -47,6 +49,17 @@ def kernels(base: str, token: str, timeout: float = 2.0) -> Optional[List[Dict[s
     except (OSError, ValueError, urllib.error.URLError):
         return None
     return data if isinstance(data, list) else None
+
+
+def server_kernels(info: Optional[ServerInfo]) -> Optional[List[Dict[str, Any]]]:
+    """A server's kernels, asked with the token from its runtime file; None when it cannot be asked."""
+    if info is None or not info.token:
+        return None
+    return kernels(info.api_base, info.token)
+
+
+def busy_count(kernel_list: Optional[List[Dict[str, Any]]]) -> int:
+    return sum(1 for k in kernel_list or () if k.get("execution_state") == "busy")
 
 
 def shutdown(base: str, token: str, timeout: float = 3.0) -> bool:

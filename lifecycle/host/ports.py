@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import psutil
 
@@ -63,6 +63,21 @@ def holder(port: int) -> str:
             except psutil.Error:
                 return f"pid {conn.pid}"
     return "another socket"
+
+
+def listeners() -> Dict[int, List[Optional[int]]]:
+    """Every TCP port something listens on, with the pids (None: another user's socket)."""
+    out: Dict[int, List[Optional[int]]] = {}
+    try:
+        conns = psutil.net_connections(kind="inet")
+    except (psutil.Error, OSError):
+        return out
+    for conn in conns:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr:
+            pids = out.setdefault(conn.laddr.port, [])
+            if conn.pid not in pids:
+                pids.append(conn.pid)
+    return out
 
 
 class PortClaims:

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Set
 
 from . import jupyter_api
 from .context import OpContext
+from .fleet import Survey, survey
 from .layout import Layout
-from .procs import Snapshot, is_kernel, port_from_cmdline, rss_bytes, take_snapshot
+from .procs import is_kernel, port_from_cmdline, rss_bytes
 from .runtime import clean_stale
-from .servers import owner, view
 from .spec import ProjectSpec
 from .start import iso, server_urls
-from .tracking import find_server
 
 # API probes are network-bound: run several at once.
 _PROBE_WORKERS = 8
 
 
-def project_row(spec: ProjectSpec, snapshot: Snapshot, host: str, show_token: bool) -> Dict[str, Any]:
+def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -> Dict[str, Any]:
     """One project's status row.  Removes the project's stale runtime files as it goes."""
     layout = Layout.of(spec)
+    snapshot = found.snapshot
     clean_stale(layout.runtime_dir, snapshot)
-    tracking = find_server(layout, snapshot)
+    tracking = found.tracking[spec.name]
     row: Dict[str, Any] = {
         "name": spec.name, "host": host, "path": str(layout.root), "state": "stopped",
         "pid": None, "port": None, "url": None, "started": None,
@@ -40,12 +40,10 @@ def project_row(spec: ProjectSpec, snapshot: Snapshot, host: str, show_token: bo
     base = server.info.api_base if server.info is not None else jupyter_api.base_url(spec.ip, server.port or 0)
     answering = server.port is not None and jupyter_api.answers(base)
     children = [p for p in snapshot.descendants(server.pid)]
-    kernels: Optional[List[Dict[str, Any]]] = None
-    if answering and server.info is not None and server.info.token:
-        kernels = jupyter_api.kernels(base, server.info.token)
+    kernels = jupyter_api.server_kernels(server.info) if answering else None
     if kernels is not None:
         row["kernels"] = len(kernels)
-        row["busy_kernels"] = sum(1 for k in kernels if k.get("execution_state") == "busy")
+        row["busy_kernels"] = jupyter_api.busy_count(kernels)
     else:
         row["kernels"] = sum(1 for p in children if is_kernel(p.cmdline))
     row.update(
@@ -62,37 +60,32 @@ def project_row(spec: ProjectSpec, snapshot: Snapshot, host: str, show_token: bo
     return row
 
 
-def unmanaged_rows(snapshot: Snapshot, host: str, roots: Dict[str, str], claimed: Set[int]) -> List[Dict[str, Any]]:
+def unmanaged_rows(found: Survey, host: str, claimed: Set[int]) -> List[Dict[str, Any]]:
     """Servers on this host that lie in no known project directory."""
     rows = []
-    for proc in sorted(snapshot.servers(), key=lambda p: p.pid):
-        if proc.pid in claimed:
+    for entry in found.servers:
+        if entry.project is not None or entry.pid in claimed:
             continue
-        sv = view(proc)
-        if owner(sv, roots) is not None:
-            continue
-        port = sv.info.port if sv.info is not None else port_from_cmdline(proc.cmdline)
-        url = sv.info.api_base + "/" if sv.info is not None else None
+        proc, info = entry.view.proc, entry.view.info
         rows.append({
-            "host": host, "pid": proc.pid, "port": port, "url": url,
-            "root_dir": sv.info.root_dir if sv.info is not None else sv.cwd,
+            "host": host, "pid": proc.pid, "port": info.port if info is not None else port_from_cmdline(proc.cmdline),
+            "url": info.api_base + "/" if info is not None else None,
+            "root_dir": info.root_dir if info is not None else entry.view.cwd,
             "started": iso(proc.create_time),
-            "rss_bytes": rss_bytes([proc.pid] + [p.pid for p in snapshot.descendants(proc.pid)]),
+            "rss_bytes": rss_bytes([proc.pid] + [p.pid for p in found.snapshot.descendants(proc.pid)]),
         })
     return rows
 
 
-def status(specs: List[ProjectSpec], ctx: OpContext, roots: Dict[str, str],
+def status(specs: List[ProjectSpec], known: List[ProjectSpec], ctx: OpContext,
            show_token: bool = False) -> Dict[str, Any]:
     """Status of the given projects plus unmanaged servers, from one process snapshot.
 
-    ``roots`` maps every known project on this host (selected or not) to its
-    directory, so that a server of an unselected project is not 'unmanaged'.
+    ``known`` is every project on this host (selected or not), so that a
+    server of an unselected project is not called unmanaged.
     """
-    snapshot = take_snapshot()
+    found = survey(known)
     with ThreadPoolExecutor(max_workers=_PROBE_WORKERS) as pool:
-        rows = list(pool.map(lambda s: project_row(s, snapshot, ctx.host, show_token), specs))
-    all_roots = dict(roots)
-    all_roots.update({s.name: str(Layout.of(s).root) for s in specs})
+        rows = list(pool.map(lambda s: project_row(s, found, ctx.host, show_token), specs))
     claimed = {r["pid"] for r in rows if r["pid"] is not None}
-    return {"version": 1, "projects": rows, "unmanaged": unmanaged_rows(snapshot, ctx.host, all_roots, claimed)}
+    return {"version": 1, "projects": rows, "unmanaged": unmanaged_rows(found, ctx.host, claimed)}

@@ -12,7 +12,7 @@ from .context import OpContext, wait_gone
 from .fsutil import remove
 from .layout import Layout
 from .procs import Snapshot, is_kernel, kernel_connection_file, take_snapshot
-from .results import CHANGED, FAILED, OK, Result
+from .results import CHANGED, FAILED, OK, SKIPPED, Result
 from .runtime import ServerInfo, clean_stale, remove_server_files
 from .spec import ProjectSpec
 from .tracking import find_server, handle, remove_tracking
@@ -78,11 +78,12 @@ def kernel_handles(snapshot: Snapshot, server_pid: int) -> Tuple[List[psutil.Pro
     return handles, files
 
 
-def stop(spec: ProjectSpec, ctx: OpContext, timeout: Optional[float] = None) -> Result:
+def stop(spec: ProjectSpec, ctx: OpContext, timeout: Optional[float] = None, skip_busy: bool = False) -> Result:
     """Stop the project's server.  Idempotent: a stopped project is ``ok``.
 
     A pid file whose pid is dead or belongs to another program is stale: it is
-    removed and that program is left alone.
+    removed and that program is left alone.  With ``skip_busy`` a server whose
+    kernels are executing is left running and reported as skipped.
     """
     layout = Layout.of(spec)
     snapshot = take_snapshot()
@@ -101,6 +102,12 @@ def stop(spec: ProjectSpec, ctx: OpContext, timeout: Optional[float] = None) -> 
                               diff={"before": {"files": removed}, "after": {"files": []}})
         return ctx.result(spec.name, "stop", OK, "not running")
     pid = server.pid
+    if skip_busy:
+        busy = jupyter_api.busy_count(jupyter_api.server_kernels(server.info))
+        if busy:
+            return ctx.result(spec.name, "stop", SKIPPED,
+                              f"pid {pid} left running: {busy} kernel{'s' if busy != 1 else ''} busy (use --force)",
+                              facts={"pid": pid, "busy_kernels": busy})
     if ctx.check:
         return ctx.result(spec.name, "stop", CHANGED, f"would stop pid {pid}",
                           facts={"pid": pid, "port": server.port})

@@ -110,13 +110,13 @@ def choose(inv: Inventory, pattern: str | None, tag: list[str] | None, host: str
 
 def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host: str | None,
                options: dict[str, Any], as_json: bool, show_token: bool = False,
-               single: str | None = None) -> list[Result]:
+               single: str | None = None, label: str | None = None) -> list[Result]:
     """Select projects, run a changing operation, print lines and recap; exit non-zero on failure.
 
     ``single`` names a flag that only makes sense for one project; more is a usage error.
     """
     refuse_remote_context(c)
-    reporter = Reporter(task, as_json=as_json, show_token=show_token)
+    reporter = Reporter(label or task, as_json=as_json, show_token=show_token)
     inv = load(reporter)
     projects = choose(inv, name, tag, host)
     if single and len(projects) != 1:
@@ -124,8 +124,22 @@ def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host:
                          + ", ".join(p.name for p in projects))
     responses = transport.run(inv, task, projects, options, reporter.event)
     results = [Result.from_dict(d) for resp in responses.values() for d in resp["results"]]
+    finish(reporter, results)
+    return results
+
+
+def finish(reporter: Reporter, results: list[Result]) -> None:
+    """Print the recap (or the actions document) and exit with the right status."""
     reporter.actions(results)
     code = exit_code(results)
     if code:
         raise Exit(code=code)
-    return results
+
+
+def query(task: str, pattern: str | None, tag: list[str] | None, host: str | None, options: dict[str, Any],
+          as_json: bool, show_token: bool = False) -> tuple[Reporter, list[Project], dict[str, dict[str, Any]]]:
+    """Select projects and run a read-only operation on their hosts; responses keyed by host."""
+    reporter = Reporter(task, as_json=as_json, show_token=show_token)
+    inv = load(reporter)
+    projects = choose(inv, pattern, tag, host)
+    return reporter, projects, transport.run(inv, task, projects, options, reporter.event)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import transport
-from ..report import Reporter
-from .common import boundary, choose, lc_task, load, refuse_remote_context
+from ..errors import UsageError
+from ..inventory import LOCAL
+from ..report import Reporter, orphans_table, ports_table, redact, which_text
+from .common import boundary, choose, lc_task, load, number, query, refuse_remote_context, run_action
 
 
 @lc_task(help={"show_token": "show URLs with their tokens (for your eyes only)"})
@@ -50,3 +52,91 @@ def config(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
         for key, value in p.items():
             if key != "name":
                 print(f"  {key} = {value!r}")
+
+
+@lc_task()
+@boundary
+def ports(c: Any, only: str | None = None, tag: Any = None, host: str | None = None, json: bool = False) -> None:
+    """Every port of every project's range: free, jupyter (project, pid) or other; and servers outside them."""
+    refuse_remote_context(c)
+    reporter, _, responses = query("ports", only, tag, host, {}, json)
+    rows = [row for resp in responses.values() for row in resp["ports"]]
+    if json:
+        reporter.json({"version": 1, "ports": rows})
+    else:
+        print(ports_table(rows))
+
+
+@lc_task(help={
+    "kill": "stop the orphans of projects (graceful, then forceful) and terminate orphan kernels",
+    "include_unmanaged": "with --kill, also stop servers that lie in no project",
+    "timeout": "seconds from the graceful request to SIGKILL (default 10)",
+})
+@boundary
+def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout: float | None = None,
+            only: str | None = None, tag: Any = None, host: str | None = None, check: bool = False,
+            json: bool = False) -> None:
+    """Jupyter servers no pid file tracks, and kernels whose server is gone."""
+    refuse_remote_context(c)
+    timeout = number(timeout, "timeout", float)
+    narrowed = bool(only or tag)
+    if kill:
+        run_action(c, "orphans", only, tag, host,
+                   {"kill": True, "include_unmanaged": include_unmanaged, "timeout": timeout, "check": check},
+                   json, label="orphan")
+        return
+    reporter, projects, responses = query("orphans", only, tag, host, {}, json)
+    names = {p.name for p in projects}
+    rows = [row for resp in responses.values() for row in resp["orphans"]
+            if not narrowed or row["project"] in names]
+    for row in rows:
+        row["cmdline"] = redact(row["cmdline"])
+    if json:
+        reporter.json({"version": 1, "orphans": rows})
+    elif rows:
+        print(orphans_table(rows))
+    else:
+        print("no orphans")
+
+
+@lc_task(help={"target": "a port, a pid, or a path (force the kind with port:N or pid:N)"})
+@boundary
+def which(c: Any, target: str, host: str | None = None, json: bool = False) -> None:
+    """Who owns a port, a pid or a path: project, server, URL (with token, for its owner), uptime."""
+    refuse_remote_context(c)
+    reporter, _, responses = query("which", None, None, host or LOCAL, {"target": target}, json, show_token=True)
+    doc = next(iter(responses.values()))
+    if "error" in doc:
+        raise UsageError(doc["error"])
+    if json:
+        reporter.json(doc)
+    else:
+        print(which_text(doc))
+
+
+_ALL_HELP = {
+    "forks": "how many servers to work on at once (default 8)",
+    "timeout": "seconds from the graceful request to SIGKILL (default: each project's stop_timeout)",
+}
+
+
+@lc_task(help={**_ALL_HELP,
+               "force": "also stop servers whose kernels are busy (they are skipped otherwise)",
+               "include_unmanaged": "also stop Jupyter servers that lie in no project"})
+@boundary
+def stop_all(c: Any, force: bool = False, include_unmanaged: bool = False, timeout: float | None = None,
+             forks: int = 8, only: str | None = None, tag: Any = None, host: str | None = None,
+             check: bool = False, json: bool = False) -> None:
+    """Stop every selected project's server in parallel, plus their orphans; busy ones need --force."""
+    options = {"force": force, "include_unmanaged": include_unmanaged, "check": check,
+               "timeout": number(timeout, "timeout", float), "workers": number(forks, "forks", int, 1)}
+    run_action(c, "stop-all", only, tag, host, options, json, label="stop")
+
+
+@lc_task(help={"forks": _ALL_HELP["forks"], "show_token": "include URLs with their tokens"})
+@boundary
+def start_all(c: Any, forks: int = 8, only: str | None = None, tag: Any = None, host: str | None = None,
+              check: bool = False, json: bool = False, show_token: bool = False) -> None:
+    """Start every selected project in parallel."""
+    options = {"check": check, "workers": number(forks, "forks", int, 1)}
+    run_action(c, "start-all", only, tag, host, options, json, show_token, label="start")

@@ -1,0 +1,139 @@
+"""The whole host at once: every Jupyter server and kernel, and whose each one is.
+
+``survey`` reads the process table once, then answers from that snapshot:
+the project servers, servers no pid file tracks (and the project they lie
+in, if any), and kernels whose server is gone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import psutil
+
+from .layout import Layout
+from .procs import Proc, Snapshot, is_jupyter_server, kernel_connection_file, take_snapshot
+from .servers import ServerView, inside, owner, view
+from .spec import ProjectSpec
+from .tracking import Tracking, find_server
+
+# Processes that adopt orphans besides pid 1 (a kernel whose parent is one of
+# these has lost the process that launched it).
+_REAPERS = {"systemd", "init", "tini", "dumb-init", "launchd", "runit", "s6-svscan"}
+
+
+@dataclass(frozen=True)
+class ServerEntry:
+    view: ServerView
+    project: Optional[str]
+    tracked_by: Optional[str]
+
+    @property
+    def pid(self) -> int:
+        return self.view.proc.pid
+
+
+@dataclass(frozen=True)
+class KernelEntry:
+    proc: Proc
+    project: Optional[str]
+    connection_file: Optional[str]
+
+
+@dataclass
+class Survey:
+    snapshot: Snapshot
+    layouts: Dict[str, Layout]
+    tracking: Dict[str, Tracking]
+    servers: List[ServerEntry] = field(default_factory=list)
+    orphan_kernels: List[KernelEntry] = field(default_factory=list)
+
+    def roots(self) -> Dict[str, str]:
+        return {name: str(lay.root) for name, lay in self.layouts.items()}
+
+    def server(self, pid: int) -> Optional[ServerEntry]:
+        return next((s for s in self.servers if s.pid == pid), None)
+
+    def orphan_servers(self) -> List[ServerEntry]:
+        """Servers that no project's pid file tracks."""
+        return [s for s in self.servers if s.tracked_by is None]
+
+
+def _orphaned(kernel: Proc, snapshot: Snapshot) -> bool:
+    """Whether the process that launched this kernel is gone."""
+    pid = kernel.ppid
+    seen = set()
+    while pid and pid not in seen:
+        seen.add(pid)
+        ancestor = snapshot.get(pid)
+        if ancestor is None:
+            break
+        if is_jupyter_server(ancestor.cmdline):
+            return False
+        pid = ancestor.ppid
+    try:
+        launcher = psutil.Process(kernel.pid).environ().get("JPY_PARENT_PID")
+    except (psutil.Error, OSError):
+        launcher = None
+    if launcher and launcher.isdigit():
+        # jupyter_client records who launched the kernel; if that process is
+        # gone (or its pid was reused later), nobody will shut the kernel down.
+        parent = snapshot.get(int(launcher))
+        return parent is None or parent.create_time > kernel.create_time
+    parent = snapshot.get(kernel.ppid)
+    return kernel.ppid <= 1 or parent is None or parent.name in _REAPERS
+
+
+def _kernel_project(kernel: Proc, roots: Dict[str, str]) -> Optional[str]:
+    paths = []
+    conn = kernel_connection_file(kernel.cmdline)
+    if conn:
+        paths.append(conn)
+    try:
+        paths.append(psutil.Process(kernel.pid).cwd())
+    except (psutil.Error, OSError):
+        pass
+    best: Optional[str] = None
+    for path in paths:
+        for name, root in roots.items():
+            if inside(path, root) and (best is None or len(root) > len(roots[best])):
+                best = name
+    return best
+
+
+def survey(known: List[ProjectSpec], snapshot: Optional[Snapshot] = None) -> Survey:
+    """Look at every Jupyter process on this host once.  Reads only; changes nothing."""
+    snap = snapshot or take_snapshot()
+    layouts = {s.name: Layout.of(s) for s in known}
+    tracking = {name: find_server(lay, snap) for name, lay in layouts.items()}
+    result = Survey(snapshot=snap, layouts=layouts, tracking=tracking)
+    roots = result.roots()
+    tracked = {t.server.pid: name for name, t in tracking.items() if t.server is not None and t.server.tracked}
+    runtime_owner = {t.server.pid: name for name, t in tracking.items() if t.server is not None}
+    for proc in sorted(snap.servers(), key=lambda p: p.pid):
+        sv = view(proc)
+        project = tracked.get(proc.pid) or runtime_owner.get(proc.pid) or owner(sv, roots)
+        result.servers.append(ServerEntry(sv, project, tracked.get(proc.pid)))
+    for proc in sorted(snap.kernels(), key=lambda p: p.pid):
+        if _orphaned(proc, snap):
+            result.orphan_kernels.append(KernelEntry(proc, _kernel_project(proc, roots),
+                                                     kernel_connection_file(proc.cmdline)))
+    return result
+
+
+def owned_by_me(proc: Proc) -> bool:
+    return proc.uid is not None and proc.uid == os.getuid()
+
+
+def project_of_path(path: str, roots: Dict[str, str]) -> Optional[str]:
+    """The deepest project directory holding ``path``."""
+    target = str(Path(path).expanduser().absolute())
+    best: Optional[str] = None
+    for name, root in roots.items():
+        if inside(target, root) and (best is None or len(root) > len(roots[best])):
+            best = name
+    return best
+

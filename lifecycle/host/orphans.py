@@ -1,0 +1,92 @@
+"""Orphans: servers no pid file tracks and kernels whose server is gone; listing and killing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set
+
+from .context import OpContext, wait_gone
+from .fleet import Survey, owned_by_me
+from .fsutil import remove
+from .procs import Proc, rss_bytes
+from .results import CHANGED, FAILED, SKIPPED, Result
+from .runtime import remove_server_files
+from .servers import inside
+from .start import iso
+from .stop import kernel_handles, reap, shutdown_process
+from .tracking import handle
+
+
+def _row(host: str, proc: Proc, kind: str, project: Optional[str], found: Survey) -> Dict[str, Any]:
+    under = [p.pid for p in found.snapshot.descendants(proc.pid)]
+    return {"host": host, "pid": proc.pid, "kind": kind, "project": project, "cmdline": proc.command,
+            "rss_bytes": rss_bytes([proc.pid] + under), "started": iso(proc.create_time),
+            "mine": owned_by_me(proc)}
+
+
+def orphan_rows(found: Survey, host: str) -> List[Dict[str, Any]]:
+    rows = [_row(host, s.view.proc, "server", s.project, found) for s in found.orphan_servers()]
+    rows += [_row(host, k.proc, "kernel", k.project, found) for k in found.orphan_kernels]
+    return sorted(rows, key=lambda r: (r["kind"] != "server", r["project"] is None, r["project"] or "", r["pid"]))
+
+
+def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False, timeout: float = 10.0,
+                 projects: Optional[Set[str]] = None) -> List[Result]:
+    """Stop orphan servers (graceful, then forceful, kernels reaped) and orphan kernels.
+
+    Only orphans of ``projects`` (all when None) are touched; unmanaged servers
+    only with ``include_unmanaged``; never another user's processes.
+    """
+    results: List[Result] = []
+    roots = list(found.roots().values())
+    for entry in found.orphan_servers():
+        proc = entry.view.proc
+        if projects is not None and entry.project is not None and entry.project not in projects:
+            continue
+        if entry.project is None and not include_unmanaged:
+            results.append(ctx.result(None, "orphan", SKIPPED,
+                                      f"unmanaged server pid {proc.pid} left alone (use --include-unmanaged)"))
+            continue
+        if not owned_by_me(proc):
+            results.append(ctx.result(entry.project, "orphan", SKIPPED, f"pid {proc.pid} belongs to another user"))
+            continue
+        if ctx.check:
+            results.append(ctx.result(entry.project, "orphan", CHANGED, f"would stop untracked server pid {proc.pid}"))
+            continue
+        h = handle(proc)
+        kernels, conn_files = kernel_handles(found.snapshot, proc.pid)
+        method = shutdown_process(h, entry.view.info, timeout) if h is not None else "gone"
+        reaped = reap(kernels)
+        if entry.view.runtime_dir:
+            remove_server_files(Path(entry.view.runtime_dir), proc.pid)
+        for conn in conn_files:
+            if any(inside(conn, root) for root in roots):
+                remove(Path(conn))
+        results.append(ctx.result(entry.project, "orphan", CHANGED,
+                                  f"stopped untracked server pid {proc.pid} ({method})"
+                                  + (f"; terminated {reaped} kernel process(es)" if reaped else ""),
+                                  facts={"pid": proc.pid, "kind": "server", "method": method}))
+    for kernel in found.orphan_kernels:
+        proc = kernel.proc
+        if projects is not None and kernel.project not in projects and kernel.project is not None:
+            continue
+        if not owned_by_me(proc):
+            results.append(ctx.result(kernel.project, "orphan", SKIPPED,
+                                      f"kernel pid {proc.pid} belongs to another user"))
+            continue
+        if ctx.check:
+            results.append(ctx.result(kernel.project, "orphan", CHANGED,
+                                      f"would terminate orphan kernel pid {proc.pid}"))
+            continue
+        h = handle(proc)
+        status, msg = CHANGED, f"orphan kernel pid {proc.pid} already gone"
+        if h is not None:
+            reap([h])
+            if wait_gone([h], 0.0):
+                status, msg = FAILED, f"orphan kernel pid {proc.pid} survived SIGKILL"
+            else:
+                msg = f"terminated orphan kernel pid {proc.pid}"
+        if kernel.connection_file and any(inside(kernel.connection_file, root) for root in roots):
+            remove(Path(kernel.connection_file))
+        results.append(ctx.result(kernel.project, "orphan", status, msg, facts={"pid": proc.pid, "kind": "kernel"}))
+    return results
