@@ -256,11 +256,18 @@ class _Loader:
         )
 
 
-def _overlaps(projects: dict[str, Project]) -> list[str]:
+def _overlaps(projects: dict[str, Project], explicit: set[str]) -> list[str]:
+    """Overlapping ranges on one host where at least one was set on the project itself.
+
+    Projects that inherit the default range share it as a pool on purpose (the
+    port allocation is race-free), so that alone is not worth a warning.
+    """
     warnings = []
     items = sorted(projects.values(), key=lambda p: (p.host, p.port_range, p.name))
     for i, a in enumerate(items):
         for b in items[i + 1:]:
+            if not ({a.name, b.name} & explicit):
+                continue
             if a.host == b.host and b.port_range[0] <= a.port_range[1] and a.port_range[0] <= b.port_range[1]:
                 warnings.append(
                     f"port ranges of {a.name} {list(a.port_range)} and {b.name} {list(b.port_range)} "
@@ -313,6 +320,7 @@ def load_inventory(path: Path | None = None) -> Inventory:
         seen_paths[(project.host, project.path)] = name
         seen_kernels[name.lower()] = name
         projects[name] = project
+    explicit_ranges = {n for n, raw in data.get("projects", {}).items() if "port_range" in raw}
     discover = data.get("discover", {})
     loader.check_keys("discover", discover, DISCOVER_KEYS)
     roots = discover.get("roots", [])
@@ -321,4 +329,4 @@ def load_inventory(path: Path | None = None) -> Inventory:
     public_defaults = {k: list(v) if isinstance(v, tuple) and k != "env" else (dict(v) if k == "env" else v)
                        for k, v in defaults.items()}
     return Inventory(source=source, projects=projects, hosts=hosts, defaults=public_defaults,
-                     discover_roots=tuple(roots), warnings=tuple(_overlaps(projects)))
+                     discover_roots=tuple(roots), warnings=tuple(_overlaps(projects, explicit_ranges)))

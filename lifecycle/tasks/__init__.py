@@ -6,5 +6,6 @@ from . import fleet, project
 
 namespace = Collection(
     project.bootstrap, project.start, project.stop, project.restart, project.logs,
-    fleet.status, fleet.ports, fleet.orphans, fleet.which, fleet.stop_all, fleet.start_all, fleet.config,
+    fleet.status, fleet.ports, fleet.orphans, fleet.which, fleet.stop_all, fleet.start_all,
+    fleet.config, fleet.discover,
 )

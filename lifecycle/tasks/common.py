@@ -55,7 +55,8 @@ def lc_task(**kwargs: Any) -> Callable[[Callable[..., Any]], LifecycleTask]:
         import inspect
 
         params = set(inspect.signature(fn).parameters)
-        return task(klass=LifecycleTask, iterable=["tag"],  # type: ignore[no-any-return]
+        kwargs.setdefault("iterable", ["tag"])
+        return task(klass=LifecycleTask,  # type: ignore[no-any-return]
                     help={k: v for k, v in helps.items() if k in params}, **kwargs)(fn)
 
     return decorate

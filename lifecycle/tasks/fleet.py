@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from .. import transport
+from .. import inventory_edit, transport
 from ..errors import UsageError
+from ..host import discover as host_discover
 from ..inventory import LOCAL
 from ..report import Reporter, orphans_table, ports_table, redact, which_text
 from .common import boundary, choose, lc_task, load, number, query, refuse_remote_context, run_action
@@ -140,3 +142,37 @@ def start_all(c: Any, forks: int = 8, only: str | None = None, tag: Any = None, 
     """Start every selected project in parallel."""
     options = {"check": check, "workers": number(forks, "forks", int, 1)}
     run_action(c, "start-all", only, tag, host, options, json, show_token, label="start")
+
+
+@lc_task(iterable=["root", "tag"], help={
+    "root": "a directory to search (repeatable; default: [discover] roots, else the inventory's directory)",
+    "depth": "how many directory levels to descend (default 4)",
+    "write": "add the projects found to inventory.toml (comments and formatting kept)",
+})
+@boundary
+def discover(c: Any, root: Any = None, depth: int = 4, write: bool = False, check: bool = False,
+             json: bool = False) -> None:
+    """Find Jupyter projects on disk that are not in the inventory yet."""
+    refuse_remote_context(c)
+    reporter = Reporter("discover", as_json=json)
+    inv = load(reporter)
+    roots = list(root or inv.discover_roots or [str(inv.source.parent)])
+    roots = [r if os.path.isabs(os.path.expanduser(r)) else str(inv.source.parent / r) for r in roots]
+    found = host_discover.discover(roots, depth=number(depth, "depth", int, 1))
+    known = {p.path for p in inv.projects.values() if p.host == LOCAL}
+    new = [f for f in found if f["path"] not in known]
+    added = inventory_edit.add_projects(inv, [f["path"] for f in new]) if write and not check else {}
+    names = {path: name for name, path in added.items()}
+    if json:
+        reporter.json({"version": 1, "roots": roots, "found": found,
+                       "new": [{**f, "name": names.get(f["path"])} for f in new], "written": bool(added)})
+        return
+    if not new:
+        print(f"nothing new under {', '.join(roots)} ({len(found)} project(s) found, all in the inventory)")
+        return
+    verb = "added" if added else "not in the inventory"
+    for f in new:
+        label = f"{names[f['path']]}: " if f["path"] in names else ""
+        print(f"{verb}: {label}{f['path']} ({', '.join(f['reasons'])})")
+    if not added:
+        print("run with --write to add them to " + str(inv.source))
