@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -33,7 +34,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 }
 PROJECT_ONLY = {"path", "tags", "display_name"}
 PROJECT_KEYS = set(BUILTIN_DEFAULTS) | PROJECT_ONLY
-HOST_KEYS = {"address", "port", "user", "identity", "forks", "known_hosts", "ssh_config", "python", "inventory"}
+HOST_KEYS = {"address", "port", "user", "identity", "forks", "known_hosts", "ssh_config", "python", "inventory",
+             "connect_timeout"}
 DISCOVER_KEYS = {"roots"}
 TOP_KEYS = {"defaults", "hosts", "projects", "discover"}
 
@@ -50,6 +52,7 @@ class Host:
     ssh_config: str | None = None
     python: str = "python3"
     inventory: str | None = None
+    connect_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -147,9 +150,11 @@ class _Locator:
 
 
 class _Loader:
-    def __init__(self, source: Path, text: str) -> None:
+    def __init__(self, source: Path, text: str, remote: str | None = None) -> None:
         self.source = source
         self.loc = _Locator(text)
+        # Set when this is a remote host's own inventory: its local projects live on that host.
+        self.remote = remote
 
     def fail(self, table: str, key: str | None, problem: str) -> InventoryError:
         line = self.loc.line(table, key)
@@ -218,6 +223,11 @@ class _Loader:
         for key in ("port", "forks"):
             if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] <= 0):
                 raise self.fail(table, key, f"must be a positive integer, got {data[key]!r}")
+        if "connect_timeout" in data and (not isinstance(data["connect_timeout"], (int, float))
+                                          or isinstance(data["connect_timeout"], bool)
+                                          or data["connect_timeout"] <= 0):
+            raise self.fail(table, "connect_timeout", f"must be a positive number of seconds, "
+                            f"got {data['connect_timeout']!r}")
         for key in ("user", "identity", "known_hosts", "ssh_config", "python", "inventory"):
             if key in data and (not isinstance(data[key], str) or not data[key].strip()):
                 raise self.fail(table, key, f"must be a non-empty string, got {data[key]!r}")
@@ -238,8 +248,13 @@ class _Loader:
         host = merged["host"]
         if host != LOCAL and host not in hosts:
             raise self.fail(table, "host", f"unknown host {host!r} (known: {', '.join([LOCAL, *sorted(hosts)])})")
-        path = os.path.expanduser(merged["path"]) if host == LOCAL else merged["path"]
-        if host == LOCAL:
+        path = os.path.expanduser(merged["path"]) if host == LOCAL and not self.remote else merged["path"]
+        if self.remote and host == LOCAL:
+            # Resolved on that host: '~' stays for it to expand, relative means next to its inventory.
+            host = self.remote
+            if not path.startswith(("/", "~")):
+                path = posixpath.normpath(posixpath.join(str(self.source.parent), path))
+        elif host == LOCAL:
             path = os.path.normpath(os.path.join(self.source.parent.absolute(), path))
             if not os.path.isdir(path):
                 raise self.fail(table, "path", f"{path} does not exist or is not a directory")
@@ -287,13 +302,19 @@ def load_inventory(path: Path | None = None) -> Inventory:
         raise InventoryError(f"{source}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InventoryError(f"{source}: not UTF-8 text") from None
+    return parse_inventory(text, source)
+
+
+def parse_inventory(text: str, source: Path, remote: str | None = None) -> Inventory:
+    """Validate inventory text.  With ``remote``, it is that host's own file: its local projects
+    are placed on that host, and their paths are not checked here (the host reports them)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"\(at line (\d+)", str(exc))
         where = f"{source}:{m.group(1)}" if m else str(source)
         raise InventoryError(f"{where}: invalid TOML: {exc}") from None
-    loader = _Loader(source, text)
+    loader = _Loader(source, text, remote)
     for key in data:
         if key not in TOP_KEYS:
             raise loader.fail(key, None, f"unknown table (allowed: {', '.join(sorted(TOP_KEYS))})")
@@ -309,6 +330,8 @@ def load_inventory(path: Path | None = None) -> Inventory:
     seen_paths: dict[tuple[str, str], str] = {}
     seen_kernels: dict[str, str] = {}
     for name, raw in sorted(data.get("projects", {}).items()):
+        if remote and isinstance(raw, dict) and raw.get("host", defaults.get("host", LOCAL)) != LOCAL:
+            continue  # a remote's inventory may list other hosts; only its own projects count here
         project = loader.project(name, raw, defaults, hosts)
         other = seen_paths.get((project.host, project.path))
         if other is not None:

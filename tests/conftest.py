@@ -215,3 +215,13 @@ def jupyter_by_hand(venv: Path, root: Path, port: int, log: Path, env: dict[str,
     wait_for(lambda: answers(port) or proc.poll() is not None, 60, f"the hand-started server on {port}")
     assert proc.poll() is None, log.read_text()
     return proc
+
+
+@pytest.fixture(scope="session")
+def ssh_lab(session_root: Path) -> Iterator[Any]:
+    """Two sshd instances on 127.0.0.2 and 127.0.0.3 for the whole suite."""
+    from sshlab import start_lab, stop_lab
+
+    lab = start_lab(session_root / "ssh")
+    yield lab
+    stop_lab(lab)

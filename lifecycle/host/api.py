@@ -6,6 +6,7 @@ entry point (``python -m lifecycle.host``), so both behave identically.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List
 
@@ -62,6 +63,15 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
     workers = max(1, int(opts.get("workers") or DEFAULT_WORKERS))
     timeout = opts.get("timeout")
 
+    if op == "read-inventory":
+        # For a host that is not in the controller's inventory: its own file.
+        path = os.path.abspath(os.path.expanduser(str(opts.get("path") or os.environ.get("JLC_INVENTORY")
+                                                       or "~/.config/jupyter-lifecycle/inventory.toml")))
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return {"version": PROTOCOL, "path": path, "text": fh.read()}
+        except OSError as exc:
+            return {"version": PROTOCOL, "path": path, "text": None, "why": exc.strerror}
     if op == "status":
         return status.status(specs, known, ctx, show_token=bool(opts.get("show_token")))
     if op == "ports":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
-import sys
+import os
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,9 +13,9 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
 from .. import transport
-from ..errors import LifecycleError, UsageError
-from ..host.results import Result
-from ..inventory import Inventory, Project, load_inventory
+from ..errors import EXIT_UNREACHABLE, LifecycleError, UsageError
+from ..host.results import UNREACHABLE, Result
+from ..inventory import Host, Inventory, Project, load_inventory, parse_inventory
 from ..report import Reporter, exit_code
 from ..selection import select
 
@@ -90,23 +91,91 @@ def boundary(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def refuse_remote_context(c: Any) -> None:
-    if getattr(c, "host", None):
-        raise UsageError("running tasks on a remote host (-H) is not supported by this version yet")
-
-
-def load(reporter: Reporter | None = None) -> Inventory:
+def load(reporter: Reporter) -> Inventory:
     inv = load_inventory()
     for warning in inv.warnings:
-        if reporter is not None:
-            reporter.warn(f"{inv.source}: {warning}")
-        else:
-            print(f"warning: {inv.source}: {warning}", file=sys.stderr)
+        reporter.warn(f"{inv.source}: {warning}")
     return inv
 
 
 def choose(inv: Inventory, pattern: str | None, tag: list[str] | None, host: str | None) -> list[Project]:
     return select(inv, pattern, tag or (), host, cwd=Path.cwd())
+
+
+@dataclass
+class Run:
+    """A read-only operation's outcome: who asked, what was selected, what each host answered."""
+
+    reporter: Reporter
+    inv: Inventory
+    projects: list[Project]
+    responses: dict[str, dict[str, Any]]
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        return {h: str(r["unreachable"]) for h, r in self.responses.items() if "unreachable" in r}
+
+    @property
+    def answered(self) -> dict[str, dict[str, Any]]:
+        return {h: r for h, r in self.responses.items() if "unreachable" not in r}
+
+    def warn_unreachable(self) -> None:
+        for host, why in self.unreachable.items():
+            self.reporter.warn(f"host {host} unreachable: {why}")
+
+    def exit_code(self) -> int:
+        return EXIT_UNREACHABLE if self.unreachable else 0
+
+
+def context_host(c: Any, inv: Inventory) -> tuple[Inventory, str | None]:
+    """Under ``fab -H X`` / ``jlc -H X`` a task runs against that one host.
+
+    X may be an inventory host's name or address; any other host is reached
+    as given, and its projects come from its own inventory file.
+    """
+    given = getattr(c, "original_host", None) or getattr(c, "host", None)
+    if not given:
+        return inv, None
+    for name, h in inv.hosts.items():
+        if given in (name, h.address):
+            return inv, name
+    key_files = (getattr(c, "connect_kwargs", None) or {}).get("key_filename") or []
+    adhoc = Host(name=given, address=given, user=None if "@" in given else getattr(c, "user", None),
+                 identity=key_files[0] if key_files else None,
+                 python=os.environ.get("JLC_REMOTE_PYTHON", "python3"))
+    with_host = replace(inv, hosts={**inv.hosts, given: adhoc})
+    answer = transport.call(with_host, given, {"version": 1, "op": "read-inventory", "host": given, "options": {}},
+                            lambda e: None)
+    if "unreachable" in answer:
+        raise LifecycleError(f"host {given} unreachable: {answer['unreachable']}", EXIT_UNREACHABLE)
+    if answer.get("text") is None:
+        raise UsageError(f"{given} is not a host in {inv.source}, and it has no inventory of its own at "
+                         f"{answer.get('path')} ({answer.get('why') or 'missing'})")
+    theirs = parse_inventory(str(answer["text"]), Path(str(answer["path"])), remote=given)
+    clashes = sorted(set(theirs.projects) & set(inv.projects))
+    if clashes:
+        raise UsageError(f"projects of {given} clash with names in {inv.source}: {', '.join(clashes)}")
+    return replace(with_host, projects={**inv.projects, **theirs.projects}), given
+
+
+def prepare(c: Any, task: str, pattern: str | None, tag: list[str] | None, host: str | None, as_json: bool,
+            show_token: bool = False) -> tuple[Reporter, Inventory, list[Project]]:
+    """Load the inventory, honour -H, select projects."""
+    reporter = Reporter(task, as_json=as_json, show_token=show_token)
+    inv, forced = context_host(c, load(reporter))
+    if forced is not None:
+        if host and host != forced:
+            raise UsageError(f"--host {host} contradicts -H {forced}")
+        host = forced
+    return reporter, inv, choose(inv, pattern, tag, host)
+
+
+def query(c: Any, task: str, pattern: str | None, tag: list[str] | None, host: str | None,
+          options: dict[str, Any], as_json: bool, show_token: bool = False, watch: bool = False) -> Run:
+    """Select projects and run a read-only operation on their hosts."""
+    reporter, inv, projects = prepare(c, task, pattern, tag, host, as_json, show_token)
+    responses = transport.run(inv, task, projects, options, reporter.event, watch=watch)
+    return Run(reporter, inv, projects, responses)
 
 
 def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host: str | None,
@@ -115,16 +184,26 @@ def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host:
     """Select projects, run a changing operation, print lines and recap; exit non-zero on failure.
 
     ``single`` names a flag that only makes sense for one project; more is a usage error.
+    An unreachable host gives each of its projects an ``unreachable`` result.
     """
-    refuse_remote_context(c)
-    reporter = Reporter(label or task, as_json=as_json, show_token=show_token)
-    inv = load(reporter)
-    projects = choose(inv, name, tag, host)
+    reporter, inv, projects = prepare(c, label or task, name, tag, host, as_json, show_token)
     if single and len(projects) != 1:
         raise UsageError(f"{single} works on one project; {name!r} selects {len(projects)}: "
                          + ", ".join(p.name for p in projects))
     responses = transport.run(inv, task, projects, options, reporter.event)
-    results = [Result.from_dict(d) for resp in responses.values() for d in resp["results"]]
+    results: list[Result] = []
+    for host, resp in responses.items():
+        if "unreachable" in resp:
+            for p in projects:
+                if p.host == host:
+                    r = Result(host=host, project=p.name, action=label or task, status=UNREACHABLE,
+                               msg=str(resp["unreachable"]))
+                    reporter.event({"event": "result", "result": r.to_dict()})
+                    results.append(r)
+        else:
+            if "error" in resp:
+                raise LifecycleError(f"host {host}: {resp['error']}")
+            results.extend(Result.from_dict(d) for d in resp["results"])
     finish(reporter, results)
     return results
 
@@ -135,12 +214,3 @@ def finish(reporter: Reporter, results: list[Result]) -> None:
     code = exit_code(results)
     if code:
         raise Exit(code=code)
-
-
-def query(task: str, pattern: str | None, tag: list[str] | None, host: str | None, options: dict[str, Any],
-          as_json: bool, show_token: bool = False) -> tuple[Reporter, list[Project], dict[str, dict[str, Any]]]:
-    """Select projects and run a read-only operation on their hosts; responses keyed by host."""
-    reporter = Reporter(task, as_json=as_json, show_token=show_token)
-    inv = load(reporter)
-    projects = choose(inv, pattern, tag, host)
-    return reporter, projects, transport.run(inv, task, projects, options, reporter.event)

@@ -1,16 +1,26 @@
-"""Tasks over the whole inventory: status, config."""
+"""Tasks over the whole inventory: status, ports, orphans, which, stop-all, start-all, config, discover."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from .. import inventory_edit, transport
+from invoke.exceptions import Exit
+
+from .. import inventory_edit
 from ..errors import UsageError
 from ..host import discover as host_discover
 from ..inventory import LOCAL
 from ..report import Reporter, orphans_table, ports_table, redact, which_text
-from .common import boundary, choose, lc_task, load, number, query, refuse_remote_context, run_action
+from .common import Run, boundary, lc_task, load, number, prepare, query, run_action
+
+
+def _done(run: Run) -> None:
+    """Warn about unreachable hosts (the JSON carries them) and exit 4 if there were any."""
+    if not run.reporter.as_json:
+        run.warn_unreachable()
+    if run.exit_code():
+        raise Exit(code=run.exit_code())
 
 
 @lc_task(help={"show_token": "show URLs with their tokens (for your eyes only)"})
@@ -18,26 +28,27 @@ from .common import boundary, choose, lc_task, load, number, query, refuse_remot
 def status(c: Any, only: str | None = None, tag: Any = None, host: str | None = None,
            json: bool = False, show_token: bool = False) -> None:
     """One table of every project: state, pid, port, URL, uptime, kernels, memory."""
-    refuse_remote_context(c)
-    reporter = Reporter("status", as_json=json, show_token=show_token)
-    inv = load(reporter)
-    projects = choose(inv, only, tag, host)
-    responses = transport.run(inv, "status", projects, {"show_token": show_token}, reporter.event)
+    run = query(c, "status", only, tag, host, {"show_token": show_token}, json, show_token)
     doc: dict[str, Any] = {"version": 1, "projects": [], "unmanaged": []}
-    for resp in responses.values():
+    for resp in run.answered.values():
         doc["projects"].extend(resp["projects"])
         doc["unmanaged"].extend(resp["unmanaged"])
-    doc["projects"].sort(key=lambda r: (r["host"] != "local", r["host"], r["name"]))
-    reporter.status(doc)
+    for h, why in run.unreachable.items():
+        doc["projects"].extend(
+            {"name": p.name, "host": h, "path": p.path, "state": "unreachable", "pid": None, "port": None,
+             "url": None, "started": None, "kernels": None, "busy_kernels": None, "rss_bytes": None,
+             "tracked": None, "note": why} for p in run.projects if p.host == h)
+    doc["projects"].sort(key=lambda r: (r["host"] != LOCAL, r["host"], r["name"]))
+    run.reporter.status(doc)
+    _done(run)
 
 
 @lc_task()
 @boundary
 def config(c: Any, only: str | None = None, tag: Any = None, host: str | None = None, json: bool = False) -> None:
     """The resolved inventory (defaults applied) and the file it came from."""
-    reporter = Reporter("config", as_json=json)
-    inv = load(reporter)
-    chosen = {p.name for p in choose(inv, only, tag, host)}
+    reporter, inv, projects = prepare(c, "config", only, tag, host, json)
+    chosen = {p.name for p in projects}
     doc = inv.to_dict()
     doc["projects"] = {n: p for n, p in doc["projects"].items() if n in chosen}
     if json:
@@ -60,13 +71,13 @@ def config(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
 @boundary
 def ports(c: Any, only: str | None = None, tag: Any = None, host: str | None = None, json: bool = False) -> None:
     """Every port of every project's range: free, jupyter (project, pid) or other; and servers outside them."""
-    refuse_remote_context(c)
-    reporter, _, responses = query("ports", only, tag, host, {}, json)
-    rows = [row for resp in responses.values() for row in resp["ports"]]
+    run = query(c, "ports", only, tag, host, {}, json)
+    rows = [row for resp in run.answered.values() for row in resp["ports"]]
     if json:
-        reporter.json({"version": 1, "ports": rows})
+        run.reporter.json({"version": 1, "ports": rows, "unreachable": run.unreachable})
     else:
         print(ports_table(rows))
+    _done(run)
 
 
 @lc_task(help={
@@ -79,7 +90,6 @@ def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout
             only: str | None = None, tag: Any = None, host: str | None = None, check: bool = False,
             json: bool = False) -> None:
     """Jupyter servers no pid file tracks, and kernels whose server is gone."""
-    refuse_remote_context(c)
     timeout = number(timeout, "timeout", float)
     narrowed = bool(only or tag)
     if kill:
@@ -87,31 +97,34 @@ def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout
                    {"kill": True, "include_unmanaged": include_unmanaged, "timeout": timeout, "check": check},
                    json, label="orphan")
         return
-    reporter, projects, responses = query("orphans", only, tag, host, {}, json)
-    names = {p.name for p in projects}
-    rows = [row for resp in responses.values() for row in resp["orphans"]
+    run = query(c, "orphans", only, tag, host, {}, json)
+    names = {p.name for p in run.projects}
+    rows = [row for resp in run.answered.values() for row in resp["orphans"]
             if not narrowed or row["project"] in names]
     for row in rows:
         row["cmdline"] = redact(row["cmdline"])
     if json:
-        reporter.json({"version": 1, "orphans": rows})
+        run.reporter.json({"version": 1, "orphans": rows, "unreachable": run.unreachable})
     elif rows:
         print(orphans_table(rows))
     else:
         print("no orphans")
+    _done(run)
 
 
 @lc_task(help={"target": "a port, a pid, or a path (force the kind with port:N or pid:N)"})
 @boundary
 def which(c: Any, target: str, host: str | None = None, json: bool = False) -> None:
     """Who owns a port, a pid or a path: project, server, URL (with token, for its owner), uptime."""
-    refuse_remote_context(c)
-    reporter, _, responses = query("which", None, None, host or LOCAL, {"target": target}, json, show_token=True)
-    doc = next(iter(responses.values()))
+    run = query(c, "which", None, None, host or (None if getattr(c, "host", None) else LOCAL),
+                {"target": target}, json, show_token=True)
+    if run.unreachable:
+        _done(run)
+    doc = next(iter(run.answered.values()))
     if "error" in doc:
         raise UsageError(doc["error"])
     if json:
-        reporter.json(doc)
+        run.reporter.json(doc)
     else:
         print(which_text(doc))
 
@@ -153,7 +166,8 @@ def start_all(c: Any, forks: int = 8, only: str | None = None, tag: Any = None, 
 def discover(c: Any, root: Any = None, depth: int = 4, write: bool = False, check: bool = False,
              json: bool = False) -> None:
     """Find Jupyter projects on disk that are not in the inventory yet."""
-    refuse_remote_context(c)
+    if getattr(c, "host", None):
+        raise UsageError("discover searches this machine only; run it on the host itself")
     reporter = Reporter("discover", as_json=json)
     inv = load(reporter)
     roots = list(root or inv.discover_roots or [str(inv.source.parent)])

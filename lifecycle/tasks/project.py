@@ -6,10 +6,12 @@ import sys
 import webbrowser
 from typing import Any
 
+from invoke.exceptions import Exit
+
 from .. import transport
 from ..errors import UsageError
-from ..report import Reporter, redact
-from .common import boundary, choose, lc_task, load, number, refuse_remote_context, run_action
+from ..report import redact
+from .common import Run, boundary, lc_task, number, prepare, run_action
 
 _PORT = "use exactly this port (fails clearly if it is taken)"
 _TOKEN = "include the URL with its token in the output"
@@ -72,23 +74,25 @@ def restart(c: Any, name: str, port: int | None = None, timeout: float | None = 
 def logs(c: Any, name: str, follow: bool = False, lines: int = 50, tag: Any = None,
          host: str | None = None, json: bool = False, show_token: bool = False) -> None:
     """Show the last lines of the server log, or follow it."""
-    refuse_remote_context(c)
     if follow and json:
         raise UsageError("--follow cannot be combined with --json")
-    reporter = Reporter("logs", as_json=json, show_token=show_token)
-    inv = load(reporter)
-    projects = choose(inv, name, tag, host)
+    reporter, inv, projects = prepare(c, "logs", name, tag, host, json, show_token)
     reporter.prefix_logs(len(projects) > 1)
-    responses = transport.run(inv, "logs", projects, {"follow": follow, "lines": lines}, reporter.event)
+    run = Run(reporter, inv, projects, transport.run(inv, "logs", projects, {"follow": follow, "lines": lines},
+                                                      reporter.event, watch=follow))
+    if not json:
+        run.warn_unreachable()
     if follow:
+        if run.exit_code():
+            raise Exit(code=run.exit_code())
         return
-    entries = [e for resp in responses.values() for e in resp["logs"]]
+    entries = [e for resp in run.answered.values() for e in resp["logs"]]
     if not show_token:
         for entry in entries:
             entry["lines"] = [redact(line) for line in entry["lines"]]
     if json:
-        reporter.json({"version": 1, "logs": entries})
-        return
+        reporter.json({"version": 1, "logs": entries, "unreachable": run.unreachable})
+        entries = []
     for entry in entries:
         if len(entries) > 1:
             print(f"==> {entry['project']}: {entry['path']} <==")
@@ -96,3 +100,5 @@ def logs(c: Any, name: str, follow: bool = False, lines: int = 50, tag: Any = No
             print(f"(no log yet at {entry['path']})", file=sys.stderr)
         for line in entry["lines"]:
             print(line)
+    if run.exit_code():
+        raise Exit(code=run.exit_code())

@@ -1,0 +1,223 @@
+"""Remote dev boxes over a real sshd on 127.0.0.2 and 127.0.0.3: the same tasks, in parallel, safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+from sshlab import SshLab
+
+from conftest import REPO, Workspace, alive, answers, procs_under, wait_for
+
+
+def remote_fleet(ws: Workspace, lab: SshLab) -> dict[str, Path]:
+    b = ws.ports
+    ws.extra_toml = lab.hosts_toml("box1", "box2")
+    return {
+        "l1": ws.project("l1", port_range=[b[0], b[1]]),
+        # A path with spaces and both kinds of quotes reaches the remote shell intact.
+        "r1": ws.project("r1", host="box1", port_range=[b[2], b[3]],
+                         path=ws.root / "remote one" / "it's \"quoted\""),
+        "r2": ws.project("r2", host="box2", port_range=[b[4], b[5]]),
+    }
+
+
+def test_bootstrap_start_status_stop_across_hosts(ws: Workspace, ssh_lab: SshLab) -> None:
+    paths = remote_fleet(ws, ssh_lab)
+    first = ws.json("bootstrap", "*")
+    assert set(first["recap"]) == {"local", "box1", "box2"}
+    assert all(c["failed"] == 0 and c["changed"] > 0 for c in first["recap"].values()), first["recap"]
+    again = ws.json("bootstrap", "*")
+    assert all(c["changed"] == 0 and c["unreachable"] == 0 for c in again["recap"].values())
+    assert (paths["r1"] / ".gitignore").exists() and (paths["r1"] / ".jupyter_runtime").is_dir()
+
+    started = ws.json("start-all")
+    pids = {r["project"]: r["facts"]["pid"] for r in started["results"]}
+    hosts = {r["project"]: r["host"] for r in started["results"]}
+    assert hosts == {"l1": "local", "r1": "box1", "r2": "box2"}
+    # The SSH sessions that started them are closed (the command has exited): the servers still run.
+    ports = {r["project"]: r["facts"]["port"] for r in started["results"]}
+    assert all(alive(pid) for pid in pids.values()) and all(answers(p) for p in ports.values())
+    assert (paths["r1"] / ".logs" / "jupyter.pid").read_text() == f"{pids['r1']}\n"
+
+    status = ws.json("status")
+    assert [(r["name"], r["host"], r["state"], r["pid"]) for r in status["projects"]] == [
+        ("l1", "local", "running", pids["l1"]), ("r1", "box1", "running", pids["r1"]),
+        ("r2", "box2", "running", pids["r2"])]
+    table = ws.cli("status")
+    assert table.returncode == 0 and "box1" in table.stdout and "box2" in table.stdout
+
+    logs = ws.cli("logs", "r1", "-n", "3")
+    assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 3
+    port_rows = {r["port"]: r for r in ws.json("ports", "--host", "box2")["ports"]}
+    assert (port_rows[ports["r2"]]["state"], port_rows[ports["r2"]]["project"]) == ("jupyter", "r2")
+    assert ws.json("start", "r2")["results"][0]["status"] == "ok"  # idempotent remotely too
+
+    stopped = ws.json("stop-all")
+    assert {r["project"]: r["status"] for r in stopped["results"] if r["action"] == "stop"} == {
+        "l1": "changed", "r1": "changed", "r2": "changed"}
+    assert not any(alive(pid) for pid in pids.values())
+    assert procs_under(ws.root) == []
+    # psutil was provisioned once on each remote, into a user-owned directory keyed by version and ABI.
+    for alias in ("box1", "box2"):
+        deps = list((ssh_lab.hosts[alias].home / ".cache" / "jupyter-lifecycle" / "deps").iterdir())
+        assert len(deps) == 1 and deps[0].name.startswith(f"psutil-{psutil.__version__}-")
+
+
+def test_unreachable_host_does_not_stop_the_others(ws: Workspace, ssh_lab: SshLab) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.4", 0))
+        dead_port = probe.getsockname()[1]  # closed again: nothing listens there
+    ws.extra_toml = ssh_lab.hosts_toml("box1") + (
+        f'[hosts.box3]\naddress = "127.0.0.4"\nport = {dead_port}\nconnect_timeout = 3\n'
+        f'known_hosts = "{ssh_lab.known_hosts}"\n')
+    ws.project("r1", host="box1")
+    ws.project("r3", host="box3", path=ws.root / "r3")
+    t0 = time.monotonic()
+    proc = ws.cli("status", "--json")
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 4, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)["projects"]}
+    assert rows["r1"]["state"] == "stopped"
+    assert rows["r3"]["state"] == "unreachable"
+    assert "cannot connect to" in rows["r3"]["note"] and "127.0.0.4" in rows["r3"]["note"]
+    assert elapsed < 20
+    text = ws.cli("bootstrap", "*", "--check")
+    assert text.returncode == 4
+    assert "unreachable: [box3] r3: cannot connect to" in text.stdout
+    assert "box1 : ok=" in text.stdout and "box3 : ok=0   changed=0   failed=0   skipped=0   unreachable=1" \
+        in text.stdout
+
+
+def test_unknown_host_key_is_refused_until_trusted(ws: Workspace, ssh_lab: SshLab) -> None:
+    known = ws.root / "known_hosts"
+    known.write_text("")
+    ws.extra_toml = ssh_lab.hosts_toml("box1", known_hosts=known)
+    ws.project("r1", host="box1")
+    box = ssh_lab.hosts["box1"]
+    refused = ws.cli("status")
+    assert refused.returncode == 4
+    assert f"host key of [{box.address}]:{box.port} is not in {known}" in refused.stderr
+    assert "jlc trust HOST" in refused.stderr
+    assert known.read_text() == ""
+    trusted = ws.cli("trust", "box1")
+    assert trusted.returncode == 0 and f"changed: [box1] host key added to {known}" in trusted.stdout
+    assert known.read_text().split() == ssh_lab.host_key_line("box1").split()
+    assert ws.cli("status").returncode == 0
+    assert "ok: [box1] host key already in" in ws.cli("trust", "box1").stdout
+
+
+def test_changed_host_key_is_refused(ws: Workspace, ssh_lab: SshLab) -> None:
+    other = ws.root / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True, timeout=30)
+    box = ssh_lab.hosts["box1"]
+    known = ws.root / "known_hosts"
+    known.write_text(f"[{box.address}]:{box.port} " + " ".join(other.with_suffix(".pub").read_text().split()[:2])
+                     + "\n")
+    ws.extra_toml = ssh_lab.hosts_toml("box1", known_hosts=known)
+    ws.project("r1", host="box1")
+    proc = ws.cli("status")
+    assert proc.returncode == 4
+    assert f"host key of [{box.address}]:{box.port} CHANGED" in proc.stderr
+    trust = ws.cli("trust", "box1")  # trusting never replaces a changed key
+    assert trust.returncode == 4 and "CHANGED" in trust.stderr
+
+
+def test_open_tunnels_to_a_remote_server(ws: Workspace, ssh_lab: SshLab) -> None:
+    ws.extra_toml = ssh_lab.hosts_toml("box1")
+    ws.project("r1", host="box1")
+    assert ws.cli("start", "r1").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "open", "r1", "--no-browser"], cwd=ws.root,
+                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        url = wait_for(lambda: next((ln.strip() for ln in lines if ln.startswith("http://")), None), 30,
+                       "the tunnel URL")
+        local_port = int(url.split("://127.0.0.1:")[1].split("/")[0])
+        server_port = ws.json("status")["projects"][0]["port"]
+        assert local_port != server_port and "?token=" in url
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{local_port}/api", timeout=10) as resp:
+            assert "version" in json.loads(resp.read())
+        token = url.split("?token=")[1]
+        req = urllib.request.Request(f"http://127.0.0.1:{local_port}/api/status",
+                                     headers={"Authorization": f"token {token}"})
+        with opener.open(req, timeout=10) as resp:
+            assert "started" in json.loads(resp.read())
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not answers(local_port)  # the tunnel is gone
+    assert ws.cli("stop", "r1").returncode == 0
+
+
+def test_dash_h_with_inventory_and_ad_hoc_hosts(ws: Workspace, ssh_lab: SshLab) -> None:
+    home = Path(os.environ["HOME"])
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "config").write_text(ssh_lab.ssh_config.read_text())
+    (home / ".ssh" / "known_hosts").write_text(ssh_lab.known_hosts.read_text())
+    ws.extra_toml = ssh_lab.hosts_toml("box1")
+    ws.project("l1")
+    ws.project("r1", host="box1")
+    env = {**os.environ, "JLC_INVENTORY": str(ws.inventory), "JLC_REMOTE_PYTHON": str(ssh_lab.remote_python)}
+    named = subprocess.run([sys.executable, "-m", "lifecycle", "-H", "box1", "status", "--json"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert named.returncode == 0, named.stderr
+    assert [(r["name"], r["host"]) for r in json.loads(named.stdout)["projects"]] == [("r1", "box1")]
+    fab = subprocess.run([sys.executable, "-m", "fabric", "--search-root", str(REPO), "-H", "box1", "status",
+                          "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert fab.returncode == 0, fab.stderr
+    assert [r["name"] for r in json.loads(fab.stdout)["projects"]] == ["r1"]
+    # box2 is not in the inventory: its own inventory file lists its projects.
+    far = ws.root / "far away"
+    far.mkdir()
+    theirs = ssh_lab.hosts["box2"].home / ".config" / "jupyter-lifecycle" / "inventory.toml"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text(f'[projects.far]\npath = "{far}"\nvenv = "{ws.venv}"\n')
+    try:
+        adhoc = subprocess.run([sys.executable, "-m", "lifecycle", "-H", "box2", "status", "--json"],
+                               capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        theirs.unlink()
+    assert adhoc.returncode == 0, adhoc.stderr
+    assert [(r["name"], r["host"], r["state"]) for r in json.loads(adhoc.stdout)["projects"]] == [
+        ("far", "box2", "stopped")]
+
+
+def test_psutil_that_cannot_be_provisioned_says_what_to_install(ws: Workspace, ssh_lab: SshLab) -> None:
+    ws.extra_toml = ssh_lab.hosts_toml("box2")
+    ws.project("r2", host="box2")
+    deps = ssh_lab.hosts["box2"].home / ".cache" / "jupyter-lifecycle" / "deps"
+    hidden = deps.with_name("deps.hidden")
+    if deps.exists():
+        deps.rename(hidden)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "lifecycle", "status"], capture_output=True, text=True,
+                              env={**os.environ, "JLC_INVENTORY": str(ws.inventory), "JLC_NO_PSUTIL_COPY": "1"},
+                              timeout=120)
+        assert proc.returncode == 4
+        assert "psutil is missing on box2 and could not be installed" in proc.stderr
+        assert f"'{ssh_lab.remote_python} -m pip install --user psutil'" in proc.stderr
+        # Allowed to copy its own (same ABI), the tool provisions it and the task works.
+        assert ws.cli("status").returncode == 0
+    finally:
+        if hidden.exists():
+            import shutil
+
+            shutil.rmtree(deps, ignore_errors=True)
+            hidden.rename(deps)
