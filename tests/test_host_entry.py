@@ -70,6 +70,15 @@ def test_host_layer_is_python39_syntax() -> None:
                 assert not any(k.arg in ("slots", "kw_only") for k in node.keywords), path.name
 
 
+def test_remote_boot_script_is_python39_stdlib_only() -> None:
+    from lifecycle.host.remote_boot import BOOT
+
+    tree = ast.parse(BOOT, feature_version=(3, 9))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    assert imported <= set(sys.stdlib_module_names) | {"psutil"}
+
+
 def test_spec_round_trips() -> None:
     spec = ProjectSpec(name="x", path="/p", env={"A": "1"}, args=("--a",), port_range=(9000, 9001))
     assert ProjectSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec

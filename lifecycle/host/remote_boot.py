@@ -12,6 +12,8 @@ watch (stream until the controller hangs up), provision ("psutil": the
 payload is a zip of psutil to install instead of a request).
 """
 
+from __future__ import annotations
+
 BOOT = r'''
 import io, json, os, platform, shutil, sys, sysconfig, tempfile, threading, zipfile
 if sys.version_info < (3, 9):
