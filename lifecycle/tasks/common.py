@@ -138,24 +138,30 @@ def context_host(c: Any, inv: Inventory) -> tuple[Inventory, str | None]:
         return inv, None
     for name, h in inv.hosts.items():
         if given in (name, h.address):
-            return inv, name
+            if any(p.host == name for p in inv.projects.values()):
+                return inv, name
+            return _with_remote_projects(inv, name, h.inventory)
     key_files = (getattr(c, "connect_kwargs", None) or {}).get("key_filename") or []
     adhoc = Host(name=given, address=given, user=None if "@" in given else getattr(c, "user", None),
                  identity=key_files[0] if key_files else None,
                  python=os.environ.get("JLC_REMOTE_PYTHON", "python3"))
-    with_host = replace(inv, hosts={**inv.hosts, given: adhoc})
-    answer = transport.call(with_host, given, {"version": 1, "op": "read-inventory", "host": given, "options": {}},
-                            lambda e: None)
+    return _with_remote_projects(replace(inv, hosts={**inv.hosts, given: adhoc}), given, None)
+
+
+def _with_remote_projects(inv: Inventory, host: str, path: str | None) -> tuple[Inventory, str]:
+    """Add the projects listed in the host's own inventory file (``path``, else its default)."""
+    answer = transport.call(inv, host, {"version": 1, "op": "read-inventory", "host": host,
+                                        "options": {"path": path}}, lambda e: None)
     if "unreachable" in answer:
-        raise LifecycleError(f"host {given} unreachable: {answer['unreachable']}", EXIT_UNREACHABLE)
+        raise LifecycleError(f"host {host} unreachable: {answer['unreachable']}", EXIT_UNREACHABLE)
     if answer.get("text") is None:
-        raise UsageError(f"{given} is not a host in {inv.source}, and it has no inventory of its own at "
+        raise UsageError(f"{host} has no projects in {inv.source}, and no inventory of its own at "
                          f"{answer.get('path')} ({answer.get('why') or 'missing'})")
-    theirs = parse_inventory(str(answer["text"]), Path(str(answer["path"])), remote=given)
+    theirs = parse_inventory(str(answer["text"]), Path(str(answer["path"])), remote=host)
     clashes = sorted(set(theirs.projects) & set(inv.projects))
     if clashes:
-        raise UsageError(f"projects of {given} clash with names in {inv.source}: {', '.join(clashes)}")
-    return replace(with_host, projects={**inv.projects, **theirs.projects}), given
+        raise UsageError(f"projects of {host} clash with names in {inv.source}: {', '.join(clashes)}")
+    return replace(inv, projects={**inv.projects, **theirs.projects}), host
 
 
 def prepare(c: Any, task: str, pattern: str | None, tag: list[str] | None, host: str | None, as_json: bool,
