@@ -221,3 +221,35 @@ def test_psutil_that_cannot_be_provisioned_says_what_to_install(ws: Workspace, s
 
             shutil.rmtree(deps, ignore_errors=True)
             hidden.rename(deps)
+
+
+def test_remote_logs_follow_streams_until_ctrl_c(ws: Workspace, ssh_lab: SshLab) -> None:
+    ws.extra_toml = ssh_lab.hosts_toml("box1")
+    path = ws.project("r1", host="box1")
+    log = path / ".logs" / "jupyterlab.log"
+    log.parent.mkdir()
+    log.write_text("before\n")
+    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "logs", "r1", "-f", "-n", "1"], cwd=ws.root,
+                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)}, stdout=subprocess.PIPE,
+                            text=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+
+    def followers() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"])
+                if (p.info["cmdline"] or [""])[0] == str(ssh_lab.remote_python)]
+
+    try:
+        wait_for(lambda: "before\n" in seen, 30, "the last line")
+        with open(log, "a") as fh:
+            fh.write("written later\n")
+        wait_for(lambda: "written later\n" in seen, 30, "the streamed line")
+        assert followers()  # the host layer follows on the remote side
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    wait_for(lambda: not followers(), 15, "the remote follower to exit when the controller hung up")
