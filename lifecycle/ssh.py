@@ -14,8 +14,8 @@ import hashlib
 import io
 import json
 import os
+import select
 import shlex
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,6 +183,8 @@ def _exec(conn: Any, target: Target, header: dict[str, Any], body: bytes, emit: 
         stray: list[str] = []
         while True:
             busy = False
+            # A paramiko channel is selectable: sleep until the host says something.
+            select.select([chan], [], [], 0.5)
             if chan.recv_ready():
                 out += chan.recv(65536)
                 busy = True
@@ -197,10 +199,8 @@ def _exec(conn: Any, target: Target, header: dict[str, Any], body: bytes, emit: 
                         emit(json.loads(text[5:]))
                     elif text.strip():
                         stray = (stray + [text])[-15:]
-            if not busy:
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
-                time.sleep(0.005)
+            if not busy and chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                break
         status = chan.recv_exit_status()
     finally:
         chan.close()

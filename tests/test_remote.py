@@ -253,3 +253,11 @@ def test_remote_logs_follow_streams_until_ctrl_c(ws: Workspace, ssh_lab: SshLab)
             proc.kill()
             proc.wait()
     wait_for(lambda: not followers(), 15, "the remote follower to exit when the controller hung up")
+
+
+def test_foreground_refuses_a_remote_project(ws: Workspace, ssh_lab: SshLab) -> None:
+    ws.extra_toml = ssh_lab.hosts_toml("box1")
+    ws.project("r1", host="box1")
+    proc = ws.cli("start", "r1", "--foreground")
+    assert proc.returncode == 2
+    assert "--foreground needs a project on this machine; r1 is remote" in proc.stderr

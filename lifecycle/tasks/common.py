@@ -15,7 +15,7 @@ from invoke.tasks import Task, task
 from .. import transport
 from ..errors import EXIT_UNREACHABLE, LifecycleError, UsageError
 from ..host.results import UNREACHABLE, Result
-from ..inventory import Host, Inventory, Project, load_inventory, parse_inventory
+from ..inventory import LOCAL, Host, Inventory, Project, load_inventory, parse_inventory
 from ..report import Reporter, exit_code
 from ..selection import select
 
@@ -186,7 +186,8 @@ def query(c: Any, task: str, pattern: str | None, tag: list[str] | None, host: s
 
 def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host: str | None,
                options: dict[str, Any], as_json: bool, show_token: bool = False,
-               single: str | None = None, label: str | None = None) -> list[Result]:
+               single: str | None = None, label: str | None = None,
+               local_only: str | None = None) -> list[Result]:
     """Select projects, run a changing operation, print lines and recap; exit non-zero on failure.
 
     ``single`` names a flag that only makes sense for one project; more is a usage error.
@@ -196,6 +197,10 @@ def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host:
     if single and len(projects) != 1:
         raise UsageError(f"{single} works on one project; {name!r} selects {len(projects)}: "
                          + ", ".join(p.name for p in projects))
+    remote = [p.name for p in projects if p.host != LOCAL]
+    if local_only and remote:
+        raise UsageError(f"{local_only} needs a project on this machine; {', '.join(remote)} "
+                         f"{'is' if len(remote) == 1 else 'are'} remote (start it, then follow with logs -f)")
     responses = transport.run(inv, task, projects, options, reporter.event)
     results: list[Result] = []
     for host, resp in responses.items():

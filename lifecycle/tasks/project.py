@@ -41,7 +41,8 @@ def start(c: Any, name: str, port: int | None = None, foreground: bool = False, 
     port = number(port, "port", int, 1)
     results = run_action(c, "start", name, tag, host,
                          {"check": check, "port": port, "foreground": foreground}, json, show_token,
-                         single="--foreground" if foreground else ("--port" if port else None))
+                         single="--foreground" if foreground else ("--port" if port else None),
+                         local_only="--foreground" if foreground else None)
     started = [r for r in results if r.action == "start" and r.secret.get("token_url")]
     if (len(started) == 1 and not foreground and not no_open and not json and not check
             and started[0].host == "local" and sys.stdout.isatty() and sys.stdin.isatty()):
