@@ -83,3 +83,13 @@ def test_spec_round_trips() -> None:
     spec = ProjectSpec(name="x", path="/p", env={"A": "1"}, args=("--a",), port_range=(9000, 9001))
     assert ProjectSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert Path(spec.path).name == "p"
+
+
+def test_missing_project_dir_fails_without_creating_it(tmp_path: Path) -> None:
+    missing = tmp_path / "typo"
+    spec = ProjectSpec(name="alpha", path=str(missing))
+    proc = run_host({"version": 1, "op": "bootstrap", "host": "box", "projects": [spec.to_dict()], "options": {}})
+    doc = json.loads(proc.stdout)
+    assert [(r["action"], r["status"]) for r in doc["results"]] == [("path", "failed")]
+    assert f"{missing} does not exist on this host" in doc["results"][0]["msg"]
+    assert not missing.exists()

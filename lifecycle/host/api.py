@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List
 from . import bootstrap, logs, orphans, portmap, start, status, stop, which
 from .context import Emit, OpContext
 from .fleet import survey
+from .layout import Layout
 from .results import FAILED, Result
 from .spec import ProjectSpec
 
@@ -30,7 +31,12 @@ def _each(specs: List[ProjectSpec], ctx: OpContext, workers: int,
           fn: Callable[[ProjectSpec], List[Result]]) -> List[Result]:
     def guarded(spec: ProjectSpec) -> List[Result]:
         try:
-            results = fn(spec)
+            root = Layout.of(spec).root
+            if root.is_dir():
+                results = fn(spec)
+            else:
+                # The controller checks local paths when it loads the inventory; a remote one is checked here.
+                results = [ctx.result(spec.name, "path", FAILED, f"{root} does not exist on this host")]
         except Exception as exc:  # one project's crash must not hide the others' results
             results = [ctx.result(spec.name, "error", FAILED, f"{type(exc).__name__}: {exc}")]
         for r in results:
