@@ -121,8 +121,9 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
     results = _each(specs, ctx, 1 if op == "bootstrap" else workers, actions[op])
     if op == "stop-all":
         # Everything else of these projects too: untracked servers and kernels whose server is gone.
+        # Servers outside every project are not these projects' business unless asked for.
         extra = orphans.kill_orphans(survey(known), ctx, bool(opts.get("include_unmanaged")),
-                                     float(timeout or 10.0), {s.name for s in specs})
+                                     float(timeout or 10.0), {s.name for s in specs}, quiet_unmanaged=True)
         for r in extra:
             emit({"event": "result", "result": r.to_dict()})
         results += extra

@@ -31,11 +31,12 @@ def orphan_rows(found: Survey, host: str) -> List[Dict[str, Any]]:
 
 
 def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False, timeout: float = 10.0,
-                 projects: Optional[Set[str]] = None) -> List[Result]:
+                 projects: Optional[Set[str]] = None, quiet_unmanaged: bool = False) -> List[Result]:
     """Stop orphan servers (graceful, then forceful, kernels reaped) and orphan kernels.
 
     Only orphans of ``projects`` (all when None) are touched; unmanaged servers
-    only with ``include_unmanaged``; never another user's processes.
+    only with ``include_unmanaged`` (reported as skipped otherwise, unless
+    ``quiet_unmanaged``); never another user's processes.
     """
     results: List[Result] = []
     roots = list(found.roots().values())
@@ -44,8 +45,9 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
         if projects is not None and entry.project is not None and entry.project not in projects:
             continue
         if entry.project is None and not include_unmanaged:
-            results.append(ctx.result(None, "orphan", SKIPPED,
-                                      f"unmanaged server pid {proc.pid} left alone (use --include-unmanaged)"))
+            if not quiet_unmanaged:
+                results.append(ctx.result(None, "orphan", SKIPPED,
+                                          f"unmanaged server pid {proc.pid} left alone (use --include-unmanaged)"))
             continue
         if not owned_by_me(proc):
             results.append(ctx.result(entry.project, "orphan", SKIPPED, f"pid {proc.pid} belongs to another user"))
