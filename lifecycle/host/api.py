@@ -123,7 +123,7 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         # Everything else of these projects too: untracked servers and kernels whose server is gone.
         # Servers outside every project are not these projects' business unless asked for.
         extra = orphans.kill_orphans(survey(known), ctx, bool(opts.get("include_unmanaged")),
-                                     float(timeout or 10.0), {s.name for s in specs}, quiet_unmanaged=True)
+                                     float(timeout or 10.0), {s.name for s in specs}, sweep_of_projects=True)
         for r in extra:
             emit({"event": "result", "result": r.to_dict()})
         results += extra

@@ -31,12 +31,13 @@ def orphan_rows(found: Survey, host: str) -> List[Dict[str, Any]]:
 
 
 def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False, timeout: float = 10.0,
-                 projects: Optional[Set[str]] = None, quiet_unmanaged: bool = False) -> List[Result]:
+                 projects: Optional[Set[str]] = None, sweep_of_projects: bool = False) -> List[Result]:
     """Stop orphan servers (graceful, then forceful, kernels reaped) and orphan kernels.
 
     Only orphans of ``projects`` (all when None) are touched; unmanaged servers
-    only with ``include_unmanaged`` (reported as skipped otherwise, unless
-    ``quiet_unmanaged``); never another user's processes.
+    only with ``include_unmanaged``; never another user's processes.  As part of
+    stop-all (``sweep_of_projects``) orphans that belong to no project are
+    neither reported nor touched unless ``include_unmanaged``.
     """
     results: List[Result] = []
     roots = list(found.roots().values())
@@ -45,7 +46,7 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
         if projects is not None and entry.project is not None and entry.project not in projects:
             continue
         if entry.project is None and not include_unmanaged:
-            if not quiet_unmanaged:
+            if not sweep_of_projects:
                 results.append(ctx.result(None, "orphan", SKIPPED,
                                           f"unmanaged server pid {proc.pid} left alone (use --include-unmanaged)"))
             continue
@@ -70,7 +71,9 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
                                   facts={"pid": proc.pid, "kind": "server", "method": method}))
     for kernel in found.orphan_kernels:
         proc = kernel.proc
-        if projects is not None and kernel.project not in projects and kernel.project is not None:
+        if projects is not None and kernel.project is not None and kernel.project not in projects:
+            continue
+        if kernel.project is None and sweep_of_projects and not include_unmanaged:
             continue
         if not owned_by_me(proc):
             results.append(ctx.result(kernel.project, "orphan", SKIPPED,
