@@ -131,7 +131,8 @@ def _launch(spec: ProjectSpec, layout: Layout, ctx: OpContext, port: int, notes:
     try:
         proc = psutil.Process(popen.pid)
         write_tracking(layout, proc, {"port": port, "ip": spec.ip, "app": spec.app,
-                                      "started": iso(proc.create_time()), "log": str(layout.log_file)})
+                                      "started": iso(proc.create_time()), "log": str(layout.log_file)},
+                       cmdline=cmd)
     except psutil.NoSuchProcess:
         proc = None
     base = jupyter_api.base_url(spec.ip, port)

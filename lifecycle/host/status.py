@@ -88,4 +88,16 @@ def status(specs: List[ProjectSpec], known: List[ProjectSpec], ctx: OpContext,
     with ThreadPoolExecutor(max_workers=_PROBE_WORKERS) as pool:
         rows = list(pool.map(lambda s: project_row(s, found, ctx.host, show_token), specs))
     claimed = {r["pid"] for r in rows if r["pid"] is not None}
-    return {"version": 1, "projects": rows, "unmanaged": unmanaged_rows(found, ctx.host, claimed)}
+    return {"version": 1, "projects": rows, "unmanaged": unmanaged_rows(found, ctx.host, claimed),
+            "machine": machine_id()}
+
+
+def machine_id() -> str:
+    """Identifies this running system, so the controller can tell two inventory hosts that are one machine."""
+    for path in ("/proc/sys/kernel/random/boot_id", "/etc/machine-id"):
+        try:
+            with open(path) as fh:
+                return fh.read().strip()
+        except OSError:
+            continue
+    return ""

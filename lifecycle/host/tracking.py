@@ -89,14 +89,19 @@ def read_meta(layout: Layout) -> Optional[Dict[str, Any]]:
     return data if isinstance(data, dict) else None
 
 
-def write_tracking(layout: Layout, proc: psutil.Process, meta: Dict[str, Any]) -> Dict[str, Any]:
-    """Write the pid file first (what other tools read), then the identity beside it."""
+def write_tracking(layout: Layout, proc: psutil.Process, meta: Dict[str, Any],
+                   cmdline: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Write the pid file first (what other tools read), then the identity beside it.
+
+    Pass ``cmdline`` for a process just spawned: until its exec completes,
+    /proc still shows the parent's command line.
+    """
     write_atomic(layout.pid_file, f"{proc.pid}\n")
     full = dict(meta)
     full.update(
         pid=proc.pid,
         create_time=proc.create_time(),
-        cmdline=proc.cmdline(),
+        cmdline=list(cmdline) if cmdline is not None else proc.cmdline(),
         written=time.time(),
         managed_by="jupyter-lifecycle",
     )

@@ -30,9 +30,18 @@ def status(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
     """One table of every project: state, pid, port, URL, uptime, kernels, memory."""
     run = query(c, "status", only, tag, host, {"show_token": show_token}, json, show_token)
     doc: dict[str, Any] = {"version": 1, "projects": [], "unmanaged": []}
+    # Two inventory hosts may be one machine (an ssh alias of this box): a server is then seen by
+    # both, and it is unmanaged only if no host counts it as a project's, and listed once.
+    managed = {(resp.get("machine"), r["pid"]) for resp in run.answered.values() for r in resp["projects"]
+               if r["pid"] is not None}
+    seen = set(managed)
     for resp in run.answered.values():
         doc["projects"].extend(resp["projects"])
-        doc["unmanaged"].extend(resp["unmanaged"])
+        for row in resp["unmanaged"]:
+            key = (resp.get("machine"), row["pid"])
+            if not resp.get("machine") or key not in seen:
+                seen.add(key)
+                doc["unmanaged"].append(row)
     for h, why in run.unreachable.items():
         doc["projects"].extend(
             {"name": p.name, "host": h, "path": p.path, "state": "unreachable", "pid": None, "port": None,
