@@ -3,6 +3,7 @@ a private port range per test, a CLI runner, and a leak check after every test."
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -136,6 +138,25 @@ class Workspace:
             [sys.executable, "-m", "lifecycle", *args], capture_output=True, text=True,
             timeout=timeout, cwd=str(cwd or self.root), env={**os.environ, "JLC_INVENTORY": str(self.inventory)},
         )
+
+    @contextlib.contextmanager
+    def streaming(self, *args: str) -> Iterator[list[str]]:
+        """Run the CLI in the background collecting its stdout lines; Ctrl-C it when the block ends."""
+        proc = subprocess.Popen([sys.executable, "-m", "lifecycle", *args], cwd=self.root, text=True,
+                                env={**os.environ, "JLC_INVENTORY": str(self.inventory)},
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.extend(proc.stdout or ()), daemon=True)
+        reader.start()
+        try:
+            yield seen
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=10)
 
     def json(self, *args: str, expect: int = 0) -> Any:
         proc = self.cli(*args, "--json")

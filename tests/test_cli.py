@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import threading
 from pathlib import Path
 
 import pytest
@@ -125,13 +123,7 @@ def test_logs_follow_streams_across_rotation(ws: Workspace) -> None:
     log = path / ".logs" / "jupyterlab.log"
     log.parent.mkdir()
     log.write_text("older line\nold line\n")
-    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "logs", "alpha", "-f", "-n", "1"], cwd=ws.root,
-                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)}, stdout=subprocess.PIPE,
-                            text=True)
-    seen: list[str] = []
-    reader = threading.Thread(target=lambda: seen.extend(proc.stdout or ()), daemon=True)
-    reader.start()
-    try:
+    with ws.streaming("logs", "alpha", "-f", "-n", "1") as seen:
         wait_for(lambda: "old line\n" in seen, 30, "the last line before following")
         with open(log, "a") as fh:
             fh.write("appended token=abcdef0123456789\n")
@@ -139,11 +131,4 @@ def test_logs_follow_streams_across_rotation(ws: Workspace) -> None:
         log.rename(log.with_suffix(".log.1"))  # what a restart does
         log.write_text("after rotation\n")
         wait_for(lambda: "after rotation\n" in seen, 30, "the first line of the new log")
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=10)
     assert "older line\n" not in seen

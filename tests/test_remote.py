@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -136,19 +134,13 @@ def test_open_tunnels_to_a_remote_server(ws: Workspace, ssh_lab: SshLab) -> None
     ws.extra_toml = ssh_lab.hosts_toml("box1")
     ws.project("r1", host="box1")
     assert ws.cli("start", "r1").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "open", "r1", "--no-browser"], cwd=ws.root,
-                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
-    reader.start()
-    try:
+    server_port = ws.json("status")["projects"][0]["port"]
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with ws.streaming("open", "r1", "--no-browser") as lines:
         url = wait_for(lambda: next((ln.strip() for ln in lines if ln.startswith("http://")), None), 30,
                        "the tunnel URL")
         local_port = int(url.split("://127.0.0.1:")[1].split("/")[0])
-        server_port = ws.json("status")["projects"][0]["port"]
         assert local_port != server_port and "?token=" in url
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(f"http://127.0.0.1:{local_port}/api", timeout=10) as resp:
             assert "version" in json.loads(resp.read())
         token = url.split("?token=")[1]
@@ -156,12 +148,6 @@ def test_open_tunnels_to_a_remote_server(ws: Workspace, ssh_lab: SshLab) -> None
                                      headers={"Authorization": f"token {token}"})
         with opener.open(req, timeout=10) as resp:
             assert "started" in json.loads(resp.read())
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert not answers(local_port)  # the tunnel is gone
     assert ws.cli("stop", "r1").returncode == 0
 
@@ -229,29 +215,17 @@ def test_remote_logs_follow_streams_until_ctrl_c(ws: Workspace, ssh_lab: SshLab)
     log = path / ".logs" / "jupyterlab.log"
     log.parent.mkdir()
     log.write_text("before\n")
-    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "logs", "r1", "-f", "-n", "1"], cwd=ws.root,
-                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)}, stdout=subprocess.PIPE,
-                            text=True)
-    seen: list[str] = []
-    reader = threading.Thread(target=lambda: seen.extend(proc.stdout or ()), daemon=True)
-    reader.start()
 
     def followers() -> list[psutil.Process]:
         return [p for p in psutil.process_iter(["cmdline"])
                 if (p.info["cmdline"] or [""])[0] == str(ssh_lab.remote_python)]
 
-    try:
+    with ws.streaming("logs", "r1", "-f", "-n", "1") as seen:
         wait_for(lambda: "before\n" in seen, 30, "the last line")
         with open(log, "a") as fh:
             fh.write("written later\n")
         wait_for(lambda: "written later\n" in seen, 30, "the streamed line")
         assert followers()  # the host layer follows on the remote side
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     wait_for(lambda: not followers(), 15, "the remote follower to exit when the controller hung up")
 
 
