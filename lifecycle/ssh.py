@@ -18,7 +18,6 @@ import select
 import shlex
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import paramiko
 
 from .host.remote_boot import BOOT
+from .inventory import Host
 
 Emit = Callable[[dict[str, Any]], None]
 PACKAGE = Path(__file__).resolve().parent
@@ -34,22 +34,6 @@ NEED_PSUTIL = 3
 
 class HostUnreachable(Exception):
     """The host could not be reached or could not run the host layer; the message says why."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """How to reach one host."""
-
-    name: str
-    address: str
-    port: int | None = None
-    user: str | None = None
-    identity: str | None = None
-    known_hosts: str | None = None
-    ssh_config: str | None = None
-    python: str = "python3"
-    connect_timeout: float = 10.0
-    trust_new: bool = False
 
 
 class _Refuse(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
@@ -78,12 +62,12 @@ class _TrustAndSave(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
             fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
-def _known_hosts(target: Target, ssh_config: dict[str, Any]) -> str:
+def _known_hosts(target: Host, ssh_config: dict[str, Any]) -> str:
     configured = target.known_hosts or (ssh_config.get("userknownhostsfile") or "").split(" ")[0]
     return os.path.expanduser(configured or "~/.ssh/known_hosts")
 
 
-def known_hosts_file(target: Target) -> str:
+def known_hosts_file(target: Host) -> str:
     """The known_hosts file used for this target (inventory setting, its ssh config, or ~/.ssh/known_hosts)."""
     from fabric import Config
 
@@ -94,7 +78,7 @@ def known_hosts_file(target: Target) -> str:
     return _known_hosts(target, dict(config.base_ssh_config.lookup(target.address)))
 
 
-def _secure(conn: Any, target: Target) -> None:
+def _secure(conn: Any, target: Host, trust_new: bool) -> None:
     """Load known_hosts into this connection (and any ProxyJump gateway) and set our policy."""
     from fabric import Connection
 
@@ -105,12 +89,12 @@ def _secure(conn: Any, target: Target) -> None:
             hop.client.load_host_keys(known)
         # ssh's own opt-in spelling counts too; a changed key is refused either way.
         opted_in = str(hop.ssh_config.get("stricthostkeychecking", "")).lower() in ("accept-new", "no", "off")
-        trust = target.trust_new or opted_in or os.environ.get("JLC_TRUST_NEW_HOSTS") == "1"
+        trust = trust_new or opted_in or os.environ.get("JLC_TRUST_NEW_HOSTS") == "1"
         hop.client.set_missing_host_key_policy(_TrustAndSave(known) if trust else _Refuse(known))
         hop = hop.gateway
 
 
-def connect(target: Target) -> Any:
+def connect(target: Host, trust_new: bool = False) -> Any:
     """An open fabric Connection whose host key was verified; HostUnreachable otherwise."""
     from fabric import Config, Connection
 
@@ -122,7 +106,7 @@ def connect(target: Target) -> Any:
         kwargs["key_filename"] = [os.path.expanduser(target.identity)]
     conn = Connection(target.address, user=target.user, port=target.port, config=config,
                       connect_timeout=int(target.connect_timeout), connect_kwargs=kwargs)
-    _secure(conn, target)
+    _secure(conn, target, trust_new)
     where = f"{conn.user}@{conn.host}:{conn.port}"
     try:
         conn.open()
@@ -169,7 +153,7 @@ def _psutil_version() -> str:
     return str(psutil.__version__)
 
 
-def _exec(conn: Any, target: Target, header: dict[str, Any], body: bytes, emit: Emit) -> tuple[int, dict[str, Any]]:
+def _exec(conn: Any, target: Host, header: dict[str, Any], body: bytes, emit: Emit) -> tuple[int, dict[str, Any]]:
     """Run BOOT on the host with header+body on stdin; stream events; return (exit status, document)."""
     command = f"{shlex.quote(target.python)} -c {shlex.quote(BOOT)}"
     chan = conn.transport.open_session(timeout=target.connect_timeout)
@@ -215,7 +199,7 @@ def _exec(conn: Any, target: Target, header: dict[str, Any], body: bytes, emit: 
     return status, doc
 
 
-def _provision_psutil(conn: Any, target: Target, need: dict[str, Any], emit: Emit) -> None:
+def _provision_psutil(conn: Any, target: Host, need: dict[str, Any], emit: Emit) -> None:
     """Make psutil importable on the host, in a user-owned directory keyed by version and ABI."""
     import platform
     import sys
@@ -256,7 +240,7 @@ def _provision_psutil(conn: Any, target: Target, need: dict[str, Any], emit: Emi
         f"(python3-psutil), then rerun")
 
 
-def run_remote(target: Target, request: dict[str, Any], emit: Emit, watch: bool = False) -> dict[str, Any]:
+def run_remote(target: Host, request: dict[str, Any], emit: Emit, watch: bool = False) -> dict[str, Any]:
     """Run one host-layer request on the host; HostUnreachable when it cannot be done."""
     conn = connect(target)
     try:

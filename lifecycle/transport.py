@@ -28,15 +28,6 @@ def build_request(op: str, host: str, specs: list[ProjectSpec], options: dict[st
             "known": [s.to_dict() for s in known or []], "options": options}
 
 
-def target_for(inv: Inventory, host: str, trust_new: bool = False) -> Any:
-    from .ssh import Target
-
-    h = inv.hosts[host]
-    return Target(name=host, address=h.address, port=h.port, user=h.user, identity=h.identity,
-                  known_hosts=h.known_hosts, ssh_config=h.ssh_config, python=h.python,
-                  connect_timeout=h.connect_timeout, trust_new=trust_new)
-
-
 def call(inv: Inventory, host: str, request: dict[str, Any], emit: Emit, watch: bool = False) -> dict[str, Any]:
     """One request to one host; an unreachable host becomes ``{"unreachable": reason}``."""
     if host == LOCAL:
@@ -44,7 +35,7 @@ def call(inv: Inventory, host: str, request: dict[str, Any], emit: Emit, watch: 
     from .ssh import HostUnreachable, run_remote
 
     try:
-        return run_remote(target_for(inv, host), request, emit, watch=watch)
+        return run_remote(inv.hosts[host], request, emit, watch=watch)
     except HostUnreachable as exc:
         return {"version": api.PROTOCOL, "unreachable": str(exc)}
 

@@ -59,7 +59,7 @@ def open_(c: Any, name: str, no_browser: bool = False, local_port: int | None = 
     port = number(local_port, "local-port", int, 1) or _free_local_port()
     remote_ip = "127.0.0.1" if project.ip in ("0.0.0.0", "", "*") else project.ip
     try:
-        conn = connect(transport.target_for(inv, project.host))
+        conn = connect(inv.hosts[project.host])
     except HostUnreachable as exc:
         raise LifecycleError(f"host {project.host} unreachable: {exc}", EXIT_UNREACHABLE) from None
     parts = urllib.parse.urlsplit(row["token_url"])
@@ -88,11 +88,10 @@ def trust(c: Any, host: str) -> None:
     inv = load_inventory()
     if host not in inv.hosts:
         raise UsageError(f"no host {host!r} in {inv.source}; hosts: {', '.join(inv.hosts) or '(none)'}")
-    target = transport.target_for(inv, host, trust_new=True)
-    path = known_hosts_file(target)
+    path = known_hosts_file(inv.hosts[host])
     before = os.path.getsize(path) if os.path.exists(path) else 0
     try:
-        connect(target).close()
+        connect(inv.hosts[host], trust_new=True).close()
     except HostUnreachable as exc:
         raise LifecycleError(f"host {host} unreachable: {exc}", EXIT_UNREACHABLE) from None
     after = os.path.getsize(path) if os.path.exists(path) else 0
