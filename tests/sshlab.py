@@ -78,7 +78,10 @@ def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], log:
 def start_lab(root: Path) -> SshLab:
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(sshd):
-        pytest.fail("sshd is not installed: .ci/run installs openssh-server (apt-get install openssh-server)")
+        why = "sshd is not installed (apt-get install openssh-server; .ci/run does)"
+        if os.environ.get("JLC_REQUIRE_SSHD") == "1":
+            pytest.fail(why)  # CI: the remote tests must run
+        pytest.skip(why)
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
     root.mkdir(parents=True, exist_ok=True)
