@@ -117,6 +117,10 @@ def start_lab(root: Path) -> SshLab:
         lab.hosts[alias] = SshHost(alias, address, port, home, host_key, proc)
         config_lines += [f"Host {alias}", f"  HostName {address}", f"  Port {port}", f"  User {lab.user}",
                          f"  IdentityFile {user_key}", "  IdentitiesOnly yes", ""]
+    # box2 again, but reached through box1 (ProxyJump), to check gateways get the same host-key rules.
+    box2 = lab.hosts["box2"]
+    config_lines += ["Host box2-via-box1", f"  HostName {box2.address}", f"  Port {box2.port}", f"  User {lab.user}",
+                     f"  IdentityFile {user_key}", "  IdentitiesOnly yes", "  ProxyJump box1", ""]
     lab.ssh_config.write_text("\n".join(config_lines))
     lab.known_hosts.write_text("".join(lab.host_key_line(a) for a in lab.hosts))
     return lab

@@ -235,3 +235,18 @@ def test_foreground_refuses_a_remote_project(ws: Workspace, ssh_lab: SshLab) -> 
     proc = ws.cli("start", "r1", "--foreground")
     assert proc.returncode == 2
     assert "--foreground needs a project on this machine; r1 is remote" in proc.stderr
+
+
+def test_proxyjump_from_ssh_config_is_honoured_and_checked(ws: Workspace, ssh_lab: SshLab) -> None:
+    ws.extra_toml = ssh_lab.hosts_toml("box2-via-box1")
+    ws.project("r2", host="box2-via-box1")
+    doc = ws.json("status")
+    assert [(r["name"], r["host"], r["state"]) for r in doc["projects"]] == [("r2", "box2-via-box1", "stopped")]
+    # The jump host's key is checked too: without it in known_hosts the connection is refused.
+    partial = ws.root / "known_hosts"
+    partial.write_text(ssh_lab.host_key_line("box2"))
+    ws.extra_toml = ssh_lab.hosts_toml("box2-via-box1", known_hosts=partial)
+    ws.write()
+    refused = ws.cli("status")
+    box1 = ssh_lab.hosts["box1"]
+    assert refused.returncode == 4 and f"host key of [{box1.address}]:{box1.port} is not in" in refused.stderr
