@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from fabric import Config, Executor
 from fabric.main import Fab
 from invoke.exceptions import Exit, ParseError
@@ -45,4 +48,9 @@ def make_program() -> LifecycleProgram:
 
 
 def main() -> None:
-    make_program().run()
+    try:
+        make_program().run()
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
