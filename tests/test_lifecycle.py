@@ -102,6 +102,8 @@ def test_restart_and_logs(ws: Workspace) -> None:
     ws.project("beta")
     assert ws.cli("start", "beta").returncode == 0
     first = started_pid(ws, "beta")
+    check = ws.json("stop", "beta", "--check")
+    assert check["results"][0]["msg"] == f"would stop pid {first}" and alive(first)
     doc = ws.json("restart", "beta")
     actions = [(r["action"], r["status"]) for r in doc["results"]]
     assert actions == [("stop", "changed"), ("start", "changed")]
