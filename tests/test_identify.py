@@ -135,9 +135,10 @@ def test_clean_stale_runtime_files(layout: Layout) -> None:
     for pid in (FAKE_PID, FAKE_PID + 1, FAKE_PID + 2):
         (layout.runtime_dir / f"jpserver-{pid}.json").write_text(json.dumps({"pid": pid, "port": 1}))
         (layout.runtime_dir / f"jpserver-{pid}-open.html").write_text("")
+    later = time.time() + 60
     snap = Snapshot({
-        FAKE_PID: proc(FAKE_PID, 1, (PY, "-m", "jupyterlab"), 1.0),       # a live server: kept
-        FAKE_PID + 1: proc(FAKE_PID + 1, 1, ("/usr/bin/sleep",), 1.0),    # pid reused: stale
+        FAKE_PID: proc(FAKE_PID, 1, ("/usr/bin/voila", "nb.ipynb"), 1.0),  # live, started before: kept
+        FAKE_PID + 1: proc(FAKE_PID + 1, 1, ("/usr/bin/sleep",), later),  # pid reused since: stale
     })
     removed = clean_stale(layout.runtime_dir, snap)
     assert sorted(removed) == sorted(f"jpserver-{p}{s}" for p in (FAKE_PID + 1, FAKE_PID + 2)

@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .fsutil import remove
-from .procs import Snapshot, is_jupyter_server
+from .procs import Snapshot
+
+# A server writes its runtime file after it starts; a process that started
+# clearly later than the file was written cannot be the one that wrote it.
+_REUSE_SLACK = 2.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,9 @@ def clean_stale(runtime_dir: Path, snapshot: Snapshot) -> List[str]:
     """Remove runtime files of servers that are no longer running.
 
     Idempotent: a second call finds nothing to remove.  A file is stale when
-    its pid is dead or now belongs to something that is not a Jupyter server.
+    its pid is dead, or the pid was reused: the process now holding it started
+    after the file was written.  A live process that may have written it is
+    never judged by its command line (wrappers such as voila run servers too).
     """
     removed: List[str] = []
     for path in server_files(runtime_dir):
@@ -85,6 +91,10 @@ def clean_stale(runtime_dir: Path, snapshot: Snapshot) -> List[str]:
             # Unreadable: the server may be writing it right now; leave it.
             continue
         proc = snapshot.get(info.pid)
-        if proc is None or not is_jupyter_server(proc.cmdline):
+        try:
+            written = path.stat().st_mtime
+        except OSError:
+            continue
+        if proc is None or proc.create_time > written + _REUSE_SLACK:
             removed.extend(remove_server_files(runtime_dir, info.pid))
     return removed
