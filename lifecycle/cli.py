@@ -11,8 +11,8 @@ import os
 import sys
 from typing import Any
 
-from invoke.program import Program
 from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
 
 from . import __version__
 from .errors import EXIT_USAGE
