@@ -14,6 +14,7 @@ from . import bootstrap, logs, orphans, portmap, start, status, stop, which
 from .context import Emit, OpContext
 from .fleet import survey
 from .layout import Layout
+from .procs import take_snapshot
 from .results import FAILED, Result
 from .spec import ProjectSpec
 
@@ -108,13 +109,16 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
 
     port = opts.get("port")
     skip_busy = op == "stop-all" and not opts.get("force")
+    # One process scan serves every project of the request (each looks only at its own server);
+    # restart's start looks again, after the stop changed the world.
+    snap = take_snapshot() if op in ("start", "start-all", "stop", "stop-all", "restart") else None
     actions: Dict[str, Callable[[ProjectSpec], List[Result]]] = {
         "bootstrap": lambda s: bootstrap.bootstrap(s, ctx),
-        "start": lambda s: [start.start(s, ctx, port=port)],
-        "start-all": lambda s: [start.start(s, ctx)],
-        "stop": lambda s: [stop.stop(s, ctx, timeout=timeout)],
-        "stop-all": lambda s: [stop.stop(s, ctx, timeout=timeout, skip_busy=skip_busy)],
-        "restart": lambda s: [stop.stop(s, ctx, timeout=timeout), start.start(s, ctx, port=port)],
+        "start": lambda s: [start.start(s, ctx, port=port, snapshot=snap)],
+        "start-all": lambda s: [start.start(s, ctx, snapshot=snap)],
+        "stop": lambda s: [stop.stop(s, ctx, timeout=timeout, snapshot=snap)],
+        "stop-all": lambda s: [stop.stop(s, ctx, timeout=timeout, skip_busy=skip_busy, snapshot=snap)],
+        "restart": lambda s: [stop.stop(s, ctx, timeout=timeout, snapshot=snap), start.start(s, ctx, port=port)],
     }
     if op not in actions:
         raise RequestError(f"unknown operation {op!r}")

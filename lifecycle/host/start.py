@@ -15,7 +15,7 @@ from .context import OpContext
 from .fsutil import tail_lines
 from .layout import APP_MODULES, APP_PATHS, Layout
 from .ports import PortClaims, PortUnavailable, port_free
-from .procs import take_snapshot
+from .procs import Snapshot, take_snapshot
 from .results import CHANGED, FAILED, OK, Result
 from .runtime import ServerInfo, clean_stale, read_info, remove_server_files
 from .spec import ProjectSpec
@@ -67,7 +67,8 @@ def _rotate(log_file: "os.PathLike[str]") -> None:
         os.replace(path, path + ".1")
 
 
-def start(spec: ProjectSpec, ctx: OpContext, port: Optional[int] = None) -> Result:
+def start(spec: ProjectSpec, ctx: OpContext, port: Optional[int] = None,
+          snapshot: Optional[Snapshot] = None) -> Result:
     """Start the project's server unless it runs.  Idempotent: a running project is ``ok``.
 
     The pid file is written before waiting; if the server dies or never
@@ -75,7 +76,7 @@ def start(spec: ProjectSpec, ctx: OpContext, port: Optional[int] = None) -> Resu
     no pid file behind.
     """
     layout = Layout.of(spec)
-    snapshot = take_snapshot()
+    snapshot = snapshot or take_snapshot()
     if not ctx.check:
         clean_stale(layout.runtime_dir, snapshot)
     tracking = find_server(layout, snapshot)

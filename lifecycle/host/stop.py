@@ -78,7 +78,8 @@ def kernel_handles(snapshot: Snapshot, server_pid: int) -> Tuple[List[psutil.Pro
     return handles, files
 
 
-def stop(spec: ProjectSpec, ctx: OpContext, timeout: Optional[float] = None, skip_busy: bool = False) -> Result:
+def stop(spec: ProjectSpec, ctx: OpContext, timeout: Optional[float] = None, skip_busy: bool = False,
+         snapshot: Optional[Snapshot] = None) -> Result:
     """Stop the project's server.  Idempotent: a stopped project is ``ok``.
 
     A pid file whose pid is dead or belongs to another program is stale: it is
@@ -86,7 +87,7 @@ def stop(spec: ProjectSpec, ctx: OpContext, timeout: Optional[float] = None, ski
     kernels are executing is left running and reported as skipped.
     """
     layout = Layout.of(spec)
-    snapshot = take_snapshot()
+    snapshot = snapshot or take_snapshot()
     tracking = find_server(layout, snapshot)
     notes = [f"stale pid file {p.relative_to(layout.root)}: {why}" for p, why in tracking.stale]
     server = tracking.server
