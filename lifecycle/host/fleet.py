@@ -16,7 +16,7 @@ import psutil
 
 from .layout import Layout
 from .procs import Proc, Snapshot, is_jupyter_server, kernel_connection_file, take_snapshot
-from .servers import ServerView, inside, owner, view
+from .servers import ServerView, deepest, owner, view
 from .spec import ProjectSpec
 from .tracking import Tracking, find_server
 
@@ -96,12 +96,7 @@ def _kernel_project(kernel: Proc, roots: Dict[str, str]) -> Optional[str]:
         paths.append(psutil.Process(kernel.pid).cwd())
     except (psutil.Error, OSError):
         pass
-    best: Optional[str] = None
-    for path in paths:
-        for name, root in roots.items():
-            if inside(path, root) and (best is None or len(root) > len(roots[best])):
-                best = name
-    return best
+    return deepest(paths, roots)
 
 
 def survey(known: List[ProjectSpec], snapshot: Optional[Snapshot] = None) -> Survey:
@@ -130,10 +125,5 @@ def owned_by_me(proc: Proc) -> bool:
 
 def project_of_path(path: str, roots: Dict[str, str]) -> Optional[str]:
     """The deepest project directory holding ``path``."""
-    target = str(Path(path).expanduser().absolute())
-    best: Optional[str] = None
-    for name, root in roots.items():
-        if inside(target, root) and (best is None or len(root) > len(roots[best])):
-            best = name
-    return best
+    return deepest([str(Path(path).expanduser().absolute())], roots)
 

@@ -13,7 +13,7 @@ from .results import CHANGED, FAILED, SKIPPED, Result
 from .runtime import remove_server_files
 from .servers import inside
 from .start import iso
-from .stop import kernel_handles, reap, shutdown_process
+from .stop import kernel_handles, reap, take_down
 from .tracking import handle
 
 
@@ -58,8 +58,7 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
             continue
         h = handle(proc)
         kernels, conn_files = kernel_handles(found.snapshot, proc.pid)
-        method = shutdown_process(h, entry.view.info, timeout) if h is not None else "gone"
-        reaped = reap(kernels)
+        method, reaped = take_down(h, entry.view.info, kernels, timeout)
         if entry.view.runtime_dir:
             remove_server_files(Path(entry.view.runtime_dir), proc.pid)
         for conn in conn_files:

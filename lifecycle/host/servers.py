@@ -68,12 +68,16 @@ def inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
-def owner(server: ServerView, roots: Dict[str, str]) -> Optional[str]:
-    """The project (name -> root) whose directory holds this server; the deepest root wins."""
+def deepest(paths: Iterable[str], roots: Dict[str, str]) -> Optional[str]:
+    """The project (name -> root) whose directory holds any of ``paths``; the deepest root wins."""
     best: Optional[str] = None
-    best_len = -1
-    for path in server.paths():
+    for path in paths:
         for name, root in roots.items():
-            if inside(path, root) and len(root) > best_len:
-                best, best_len = name, len(root)
+            if inside(path, root) and (best is None or len(root) > len(roots[best])):
+                best = name
     return best
+
+
+def owner(server: ServerView, roots: Dict[str, str]) -> Optional[str]:
+    """The project whose directory holds this server."""
+    return deepest(server.paths(), roots)

@@ -19,7 +19,7 @@ from .procs import Snapshot, take_snapshot
 from .results import CHANGED, FAILED, OK, Result
 from .runtime import ServerInfo, clean_stale, read_info, remove_server_files
 from .spec import ProjectSpec
-from .stop import reap, shutdown_process
+from .stop import shutdown_process, take_down
 from .tracking import ServerRef, find_server, handle, remove_tracking, write_tracking
 
 LOG_TAIL = 15
@@ -207,8 +207,7 @@ def run_attached(spec: ProjectSpec, ctx: OpContext, started: Result) -> Result:
         kernels = proc.children(recursive=True) or kernels
     except psutil.NoSuchProcess:
         pass
-    method = shutdown_process(proc, info, spec.stop_timeout)
-    reaped = reap(kernels)
+    method, reaped = take_down(proc, info, kernels, spec.stop_timeout)
     remove_tracking(layout, pid)
     remove_server_files(layout.runtime_dir, pid)
     return ctx.result(spec.name, "stop", CHANGED, f"stopped pid {pid} ({method}); {reaped} kernel(s) reaped")

@@ -46,6 +46,16 @@ def shutdown_process(server: psutil.Process, info: Optional[ServerInfo], timeout
     return method
 
 
+def take_down(server: Optional[psutil.Process], info: Optional[ServerInfo], kernels: List[psutil.Process],
+              timeout: float) -> Tuple[str, int]:
+    """Stop an identified server (None: it is already gone), then reap what ran under it.
+
+    Returns how the server was stopped and how many leftover processes had to be terminated.
+    """
+    method = shutdown_process(server, info, timeout) if server is not None else "gone"
+    return method, reap(kernels)
+
+
 def reap(procs: List[psutil.Process]) -> int:
     """Terminate the given (identified) processes that are still alive; count them."""
     alive = wait_gone(procs, 0.0)
@@ -114,10 +124,7 @@ def stop(spec: ProjectSpec, ctx: OpContext, timeout: Optional[float] = None, ski
                           facts={"pid": pid, "port": server.port})
     proc = handle(server.proc)
     kernels, conn_files = kernel_handles(snapshot, pid)
-    method = "gone"
-    if proc is not None:
-        method = shutdown_process(proc, server.info, spec.stop_timeout if timeout is None else timeout)
-    reaped = reap(kernels)
+    method, reaped = take_down(proc, server.info, kernels, spec.stop_timeout if timeout is None else timeout)
     still = [k.pid for k in wait_gone(kernels, 0.0)]
     if proc is not None and wait_gone([proc], 0.0):
         return ctx.result(spec.name, "stop", FAILED, f"pid {pid} survived SIGKILL")
