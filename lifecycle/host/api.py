@@ -10,11 +10,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List
 
-from . import bootstrap, logs, orphans, portmap, start, status, stop, which
+from . import bootstrap, logs, orphans, portmap, restart, start, status, stop, which
 from .context import Emit, OpContext
 from .fleet import survey
 from .layout import Layout
-from .procs import take_snapshot
 from .results import FAILED, Result
 from .spec import ProjectSpec
 
@@ -109,16 +108,18 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
 
     port = opts.get("port")
     skip_busy = op == "stop-all" and not opts.get("force")
-    # One process scan serves every project of the request (each looks only at its own server);
-    # restart's start looks again, after the stop changed the world.
-    snap = take_snapshot() if op in ("start", "start-all", "stop", "stop-all", "restart") else None
+    # One process scan serves every project of the request; each project then
+    # re-reads its own pid files under its lock (and looks up live any pid the
+    # scan predates).  restart's start looks again, after the stop changed the world.
+    scan = survey(known) if op in ("start", "start-all", "stop", "stop-all", "restart") else None
     actions: Dict[str, Callable[[ProjectSpec], List[Result]]] = {
         "bootstrap": lambda s: bootstrap.bootstrap(s, ctx),
-        "start": lambda s: [start.start(s, ctx, port=port, snapshot=snap)],
-        "start-all": lambda s: [start.start(s, ctx, snapshot=snap)],
-        "stop": lambda s: [stop.stop(s, ctx, timeout=timeout, snapshot=snap)],
-        "stop-all": lambda s: [stop.stop(s, ctx, timeout=timeout, skip_busy=skip_busy, snapshot=snap)],
-        "restart": lambda s: [stop.stop(s, ctx, timeout=timeout, snapshot=snap), start.start(s, ctx, port=port)],
+        "start": lambda s: [start.start(s, ctx, port=port, found=scan)],
+        "start-all": lambda s: [start.start(s, ctx, found=scan)],
+        "stop": lambda s: [stop.stop(s, ctx, timeout=timeout, found=scan)],
+        "stop-all": lambda s: [stop.stop(s, ctx, timeout=timeout, skip_busy=skip_busy, found=scan)],
+        "restart": lambda s: restart.restart(s, ctx, scan or survey(known), lambda: survey(known),
+                                             port=port, timeout=timeout),
     }
     if op not in actions:
         raise RequestError(f"unknown operation {op!r}")

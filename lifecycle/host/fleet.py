@@ -14,11 +14,11 @@ from typing import Dict, List, Optional
 
 import psutil
 
+from .identify import Tracking, find_server, untracked_server
 from .layout import Layout
-from .procs import Proc, Snapshot, is_jupyter_server, kernel_connection_file, take_snapshot
+from .procs import Proc, Snapshot, is_server_proc, kernel_connection_file, take_snapshot
 from .servers import ServerView, deepest, owner, view
 from .spec import ProjectSpec
-from .tracking import Tracking, find_server
 
 # Processes that adopt orphans besides pid 1 (a kernel whose parent is one of
 # these has lost the process that launched it).
@@ -61,6 +61,10 @@ class Survey:
         """Servers that no project's pid file tracks."""
         return [s for s in self.servers if s.tracked_by is None]
 
+    def untracked_for(self, project: str) -> List[ServerView]:
+        """Servers no pid file tracks that lie in ``project`` (by root dir or runtime dir)."""
+        return [s.view for s in self.servers if s.tracked_by is None and s.project == project]
+
 
 def _orphaned(kernel: Proc, snapshot: Snapshot) -> bool:
     """Whether the process that launched this kernel is gone."""
@@ -71,7 +75,7 @@ def _orphaned(kernel: Proc, snapshot: Snapshot) -> bool:
         ancestor = snapshot.get(pid)
         if ancestor is None:
             break
-        if is_jupyter_server(ancestor.cmdline):
+        if is_server_proc(ancestor):
             return False
         pid = ancestor.ppid
     try:
@@ -112,6 +116,10 @@ def survey(known: List[ProjectSpec], snapshot: Optional[Snapshot] = None) -> Sur
         sv = view(proc)
         project = tracked.get(proc.pid) or runtime_owner.get(proc.pid) or owner(sv, roots)
         result.servers.append(ServerEntry(sv, project, tracked.get(proc.pid)))
+    for name, t in tracking.items():
+        if t.server is None:
+            # Started by hand in the project without its isolation env: known by its root dir.
+            t.server = untracked_server(layouts[name], snap, result.untracked_for(name))
     for proc in sorted(snap.kernels(), key=lambda p: p.pid):
         if _orphaned(proc, snap):
             result.orphan_kernels.append(KernelEntry(proc, _kernel_project(proc, roots),

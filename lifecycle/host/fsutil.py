@@ -1,4 +1,4 @@
-"""Small filesystem helpers: atomic writes and tolerant removal."""
+"""Small filesystem helpers: atomic writes, private modes and tolerant removal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import List, Optional
+
+# Files and directories that can hold a token or a server's identity.
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
 
 
 def write_atomic(path: Path, text: str, mode: Optional[int] = None) -> None:
@@ -24,13 +28,47 @@ def write_atomic(path: Path, text: str, mode: Optional[int] = None) -> None:
         raise
 
 
-def remove(path: Path) -> bool:
-    """Remove a file; True if it existed."""
+def remove(path: Path, problems: Optional[List[str]] = None) -> bool:
+    """Remove a file; True if it existed and is gone.
+
+    Never raises: a file that cannot be removed (read-only or full disk,
+    permissions) is a warning for the caller to report, not a crash of the
+    whole view.  Pass ``problems`` to collect those warnings.
+    """
     try:
         path.unlink()
         return True
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        if problems is not None:
+            problems.append(f"could not remove {path}: {exc.strerror or exc}")
+        return False
+
+
+def private_dir(path: Path) -> bool:
+    """Create ``path`` (and parents) and make it owner-only; True if anything changed."""
+    changed = False
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        changed = True
+    mode = path.stat().st_mode & 0o7777
+    if mode & 0o077:
+        os.chmod(path, mode & ~0o077)
+        changed = True
+    return changed
+
+
+def tighten(path: Path) -> bool:
+    """Take group/other permissions off an existing file; True if its mode changed."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+        if mode & 0o077:
+            os.chmod(path, mode & ~0o077)
+            return True
+    except FileNotFoundError:
+        pass
+    return False
 
 
 def tail_lines(path: Path, n: int) -> List[str]:

@@ -39,6 +39,15 @@ class Layout:
         return cls(root=root, venv=Path(os.path.normpath(venv)))
 
     @property
+    def real_root(self) -> Path:
+        """The project directory with symlinks resolved: what identities are bound to."""
+        return Path(os.path.realpath(self.root))
+
+    @property
+    def lock_file(self) -> Path:
+        return self.logs_dir / "jupyter.lock"
+
+    @property
     def logs_dir(self) -> Path:
         return self.root / ".logs"
 
@@ -97,9 +106,6 @@ class Layout:
         return nb if nb.is_absolute() else Path(os.path.normpath(self.root / nb))
 
     def contains(self, path: str) -> bool:
-        """Whether ``path`` lies inside the project directory."""
-        try:
-            Path(path).absolute().relative_to(self.root)
-        except ValueError:
-            return False
-        return True
+        """Whether ``path`` lies inside the project directory (resolved, component by component)."""
+        p, r = os.path.realpath(path), str(self.real_root)
+        return p == r or os.path.commonpath([p, r]) == r

@@ -8,13 +8,13 @@ from typing import Any, Dict, List, Optional, Set
 from .context import OpContext, wait_gone
 from .fleet import Survey, owned_by_me
 from .fsutil import remove
+from .identify import handle
 from .procs import Proc, rss_bytes
 from .results import CHANGED, FAILED, SKIPPED, Result
 from .runtime import remove_server_files
 from .servers import inside
 from .start import iso
 from .stop import kernel_handles, reap, take_down
-from .tracking import handle
 
 
 def _row(host: str, proc: Proc, kind: str, project: Optional[str], found: Survey) -> Dict[str, Any]:

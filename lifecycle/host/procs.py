@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import psutil
 
@@ -40,6 +40,10 @@ class Proc:
     create_time: float
     uid: Optional[int]
     status: str
+    # The executable behind the process (/proc/PID/exe); None when it cannot be read
+    # (another user's process).  argv can say anything (`exec -a jupyter-lab sleep`);
+    # the executable cannot.
+    exe: Optional[str] = None
 
     @property
     def alive(self) -> bool:
@@ -75,32 +79,61 @@ class Snapshot:
             stack.extend(self._children.get(child.pid, ()))
         return out
 
+    def lookup(self, pid: int) -> Optional[Proc]:
+        """Like ``get``, but a pid the snapshot does not hold is read live.
+
+        A process that started after the snapshot (a concurrent start wrote its
+        pid file since) must not be judged "not running" from a stale picture.
+        """
+        proc = self.get(pid)
+        if proc is not None or pid in self.procs:
+            return proc
+        live = read_proc(pid)
+        return live if live is not None and live.alive else None
+
     def servers(self) -> List[Proc]:
-        return [p for p in self.procs.values() if p.alive and is_jupyter_server(p.cmdline)]
+        return [p for p in self.procs.values() if p.alive and is_server_proc(p)]
 
     def kernels(self) -> List[Proc]:
-        return [p for p in self.procs.values() if p.alive and is_kernel(p.cmdline)]
+        return [p for p in self.procs.values() if p.alive and is_kernel_proc(p)]
+
+
+_ATTRS = ["pid", "ppid", "name", "cmdline", "create_time", "uids", "status", "exe"]
+
+
+def _from_info(info: Dict[str, Any]) -> Optional[Proc]:
+    if info.get("create_time") is None:
+        return None
+    uids = info.get("uids")
+    return Proc(
+        pid=info["pid"],
+        ppid=info.get("ppid") or 0,
+        name=info.get("name") or "",
+        cmdline=tuple(info.get("cmdline") or ()),
+        create_time=info["create_time"],
+        uid=uids.real if uids is not None else None,
+        status=info.get("status") or "",
+        exe=info.get("exe") or None,
+    )
 
 
 def take_snapshot() -> Snapshot:
     """Scan the process table once."""
     procs: Dict[int, Proc] = {}
-    attrs = ["pid", "ppid", "name", "cmdline", "create_time", "uids", "status"]
-    for p in psutil.process_iter(attrs):
-        info = p.info
-        if info.get("create_time") is None:
-            continue
-        uids = info.get("uids")
-        procs[info["pid"]] = Proc(
-            pid=info["pid"],
-            ppid=info.get("ppid") or 0,
-            name=info.get("name") or "",
-            cmdline=tuple(info.get("cmdline") or ()),
-            create_time=info["create_time"],
-            uid=uids.real if uids is not None else None,
-            status=info.get("status") or "",
-        )
+    for p in psutil.process_iter(_ATTRS):
+        proc = _from_info(p.info)
+        if proc is not None:
+            procs[proc.pid] = proc
     return Snapshot(procs)
+
+
+def read_proc(pid: int) -> Optional[Proc]:
+    """One process read live, in the snapshot's shape (None when it does not exist)."""
+    try:
+        info = psutil.Process(pid).as_dict(_ATTRS)
+    except (psutil.Error, OSError, ValueError):
+        return None
+    return _from_info(info)
 
 
 def _basename(arg: str) -> str:
@@ -135,6 +168,27 @@ def is_jupyter_server(cmdline: Iterable[str]) -> bool:
     return not (rest and rest[0] in _NOT_SERVER)
 
 
+def is_python(exe: Optional[str]) -> Optional[bool]:
+    """Whether an executable is a Python interpreter; None when it is unknown."""
+    if not exe:
+        return None
+    base = _basename(exe.replace(" (deleted)", ""))
+    return base.startswith(("python", "pypy"))
+
+
+def is_server_proc(proc: Proc) -> bool:
+    """A Jupyter server: the command line of one, run by a Python interpreter.
+
+    When the executable cannot be read (another user's process) the command
+    line decides; such processes are listed but never acted on.
+    """
+    return is_jupyter_server(proc.cmdline) and is_python(proc.exe) is not False
+
+
+def is_kernel_proc(proc: Proc) -> bool:
+    return is_kernel(proc.cmdline) and is_python(proc.exe) is not False
+
+
 def is_kernel(cmdline: Iterable[str]) -> bool:
     args = _after_interpreter(tuple(cmdline))
     if len(args) >= 2 and args[0] == "-m" and args[1] in _KERNEL_MODULES:
@@ -158,6 +212,17 @@ def port_from_cmdline(cmdline: Iterable[str]) -> Optional[int]:
         if m:
             return int(m.group(1))
     return None
+
+
+def boot_id() -> str:
+    """Identifies this running system: pids and create times mean something only within one boot."""
+    for path in ("/proc/sys/kernel/random/boot_id", "/etc/machine-id"):
+        try:
+            with open(path) as fh:
+                return fh.read().strip()
+        except OSError:
+            continue
+    return ""
 
 
 def rss_bytes(pids: Iterable[int]) -> int:

@@ -68,15 +68,15 @@ def infos_by_pid(runtime_dir: Path) -> Dict[int, ServerInfo]:
     return out
 
 
-def remove_server_files(runtime_dir: Path, pid: int) -> List[str]:
+def remove_server_files(runtime_dir: Path, pid: int, problems: Optional[List[str]] = None) -> List[str]:
     removed = []
     for name in (f"jpserver-{pid}.json", f"jpserver-{pid}-open.html"):
-        if remove(runtime_dir / name):
+        if remove(runtime_dir / name, problems):
             removed.append(name)
     return removed
 
 
-def clean_stale(runtime_dir: Path, snapshot: Snapshot) -> List[str]:
+def clean_stale(runtime_dir: Path, snapshot: Snapshot, problems: Optional[List[str]] = None) -> List[str]:
     """Remove runtime files of servers that are no longer running.
 
     Idempotent: a second call finds nothing to remove.  A file is stale when
@@ -90,11 +90,13 @@ def clean_stale(runtime_dir: Path, snapshot: Snapshot) -> List[str]:
         if info is None:
             # Unreadable: the server may be writing it right now; leave it.
             continue
-        proc = snapshot.get(info.pid)
+        # Looked up live when the snapshot does not hold it: a server that
+        # started after the snapshot wrote this file, and it is not stale.
+        proc = snapshot.lookup(info.pid)
         try:
             written = path.stat().st_mtime
         except OSError:
             continue
         if proc is None or proc.create_time > written + _REUSE_SLACK:
-            removed.extend(remove_server_files(runtime_dir, info.pid))
+            removed.extend(remove_server_files(runtime_dir, info.pid, problems))
     return removed

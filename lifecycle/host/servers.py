@@ -1,16 +1,25 @@
-"""Describing any Jupyter server process, and which project directory it belongs to."""
+"""Describing any Jupyter server process, and which project directory it belongs to.
+
+Paths are compared resolved and component by component: ``/x/p1`` does not
+hold ``/x/p10``, and a project reached through a symlink is the same project.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional
 
 import psutil
 
 from .procs import Proc
 from .runtime import ServerInfo, read_info
+
+# Command-line options that set a server's root directory (traitlets accepts
+# ``--opt=value`` and ``--opt value``).
+_ROOT_OPTIONS = ("--ServerApp.root_dir", "--NotebookApp.notebook_dir", "--ServerApp.notebook_dir",
+                 "--notebook-dir", "--root-dir")
 
 
 @dataclass(frozen=True)
@@ -22,18 +31,33 @@ class ServerView:
     cwd: Optional[str]
     runtime_dir: Optional[str]
 
-    def paths(self) -> Iterable[str]:
-        """Every path that can place this server inside a project."""
+    @property
+    def root_dir(self) -> Optional[str]:
+        """The directory the server serves: what it wrote about itself, else its options, else its cwd."""
         if self.info is not None and self.info.root_dir:
-            yield self.info.root_dir
-        if self.cwd:
-            yield self.cwd
+            return self.info.root_dir
+        return root_option(self.proc.cmdline) or self.cwd
+
+    def paths(self) -> Iterable[str]:
+        """The paths that place this server inside a project: where it serves from, and where its
+        runtime files go.  Never the interpreter's or a script's path: a venv inside a project does
+        not make every server run from it that project's."""
         if self.runtime_dir:
             yield self.runtime_dir
-        for arg in self.proc.cmdline[1:]:
-            value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
-            if value.startswith("/"):
-                yield value
+        if self.root_dir:
+            yield self.root_dir
+
+
+def root_option(cmdline: Iterable[str]) -> Optional[str]:
+    """The root directory given on a server's command line, if any."""
+    args = list(cmdline)
+    for i, arg in enumerate(args):
+        for opt in _ROOT_OPTIONS:
+            if arg.startswith(opt + "="):
+                return arg.split("=", 1)[1]
+            if arg == opt and i + 1 < len(args):
+                return args[i + 1]
+    return None
 
 
 def runtime_dir_of(environ: Dict[str, str]) -> Optional[str]:
@@ -55,25 +79,39 @@ def view(proc: Proc) -> ServerView:
     try:
         p = psutil.Process(proc.pid)
         cwd = p.cwd()
-        runtime = runtime_dir_of(p.environ())
+        env = p.environ()
+        runtime = runtime_dir_of(env)
+        if runtime and not os.path.isabs(runtime):
+            runtime = os.path.join(cwd, runtime)
     except (psutil.Error, OSError):
         pass
     if runtime:
         info = read_info(Path(runtime) / f"jpserver-{proc.pid}.json")
+        if info is not None and info.pid != proc.pid:
+            info = None
     return ServerView(proc, info, cwd, runtime)
 
 
+def real(path: str) -> str:
+    """``path`` absolute with symlinks resolved (as /proc reports a process's cwd)."""
+    return os.path.realpath(os.path.expanduser(path))
+
+
 def inside(path: str, root: str) -> bool:
-    root = root.rstrip("/") or "/"
-    return path == root or path.startswith(root + "/")
+    """Whether ``path`` is ``root`` or lies under it, compared as resolved paths."""
+    p, r = real(path), real(root)
+    return p == r or os.path.commonpath([p, r]) == r
 
 
 def deepest(paths: Iterable[str], roots: Dict[str, str]) -> Optional[str]:
     """The project (name -> root) whose directory holds any of ``paths``; the deepest root wins."""
+    resolved = {name: real(root) for name, root in roots.items()}
     best: Optional[str] = None
     for path in paths:
-        for name, root in roots.items():
-            if inside(path, root) and (best is None or len(root) > len(roots[best])):
+        p = real(path)
+        for name, root in resolved.items():
+            held = p == root or os.path.commonpath([p, root]) == root
+            if held and (best is None or len(root) > len(resolved[best])):
                 best = name
     return best
 
@@ -81,3 +119,8 @@ def deepest(paths: Iterable[str], roots: Dict[str, str]) -> Optional[str]:
 def owner(server: ServerView, roots: Dict[str, str]) -> Optional[str]:
     """The project whose directory holds this server."""
     return deepest(server.paths(), roots)
+
+
+def places(server: ServerView, root: str) -> List[str]:
+    """The server's own paths that lie in ``root`` (empty: the process does not place itself there)."""
+    return [p for p in server.paths() if inside(p, root)]

@@ -9,7 +9,7 @@ from . import jupyter_api
 from .context import OpContext
 from .fleet import Survey, survey
 from .layout import Layout
-from .procs import is_kernel, port_from_cmdline, rss_bytes
+from .procs import boot_id, is_kernel_proc, port_from_cmdline, rss_bytes
 from .runtime import clean_stale
 from .spec import ProjectSpec
 from .start import iso, server_urls
@@ -45,7 +45,7 @@ def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -
         row["kernels"] = len(kernels)
         row["busy_kernels"] = jupyter_api.busy_count(kernels)
     else:
-        row["kernels"] = sum(1 for p in children if is_kernel(p.cmdline))
+        row["kernels"] = sum(1 for p in children if is_kernel_proc(p))
     row.update(
         state="running" if answering else "starting",
         pid=server.pid, port=server.port, url=urls["url"],
@@ -89,15 +89,4 @@ def status(specs: List[ProjectSpec], known: List[ProjectSpec], ctx: OpContext,
         rows = list(pool.map(lambda s: project_row(s, found, ctx.host, show_token), specs))
     claimed = {r["pid"] for r in rows if r["pid"] is not None}
     return {"version": 1, "projects": rows, "unmanaged": unmanaged_rows(found, ctx.host, claimed),
-            "machine": machine_id()}
-
-
-def machine_id() -> str:
-    """Identifies this running system, so the controller can tell two inventory hosts that are one machine."""
-    for path in ("/proc/sys/kernel/random/boot_id", "/etc/machine-id"):
-        try:
-            with open(path) as fh:
-                return fh.read().strip()
-        except OSError:
-            continue
-    return ""
+            "machine": boot_id()}

@@ -1,31 +1,25 @@
-"""Pid files, identity metadata, and positive identification of a project's server.
+"""Pid files and the identity metadata beside them: reading, writing, removing.
 
 The pid file holds a plain integer (the original tools read it).  Beside it,
-``jupyter.meta.json`` records the identity we act on: pid, process create time
-and command line.  A server is the project's only when that identity matches;
-a pid that now belongs to another program is *stale* and is never signalled.
+``jupyter.meta.json`` records the identity we act on: pid, process create time,
+command line, and the project root and machine it was written for, so a copied
+project directory or a pid file read on another machine never names our server.
+Deciding whether a process *is* the project's server is ``identify.py``'s job.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import psutil
 
-from .fsutil import remove, write_atomic
+from .fsutil import PRIVATE_FILE, remove, write_atomic
 from .layout import Layout
-from .procs import Proc, Snapshot, is_jupyter_server, port_from_cmdline
-from .runtime import ServerInfo, infos_by_pid
-
-# psutil derives create_time from clock ticks; allow for rounding.
-_CREATE_TIME_SLACK = 0.5
-# A pid file written by another tool right after spawning: the process may be
-# a moment older than the file, never much younger.
-_PIDFILE_SLACK = 2.0
+from .procs import boot_id
 
 
 @dataclass(frozen=True)
@@ -34,38 +28,6 @@ class PidFile:
     raw: str
     pid: Optional[int]
     mtime: float
-
-
-@dataclass(frozen=True)
-class ServerRef:
-    """A positively identified server of a project."""
-
-    proc: Proc
-    info: Optional[ServerInfo]
-    meta: Optional[Dict[str, Any]]
-    pid_file: Optional[Path]
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def port(self) -> Optional[int]:
-        if self.info is not None and self.info.port:
-            return self.info.port
-        if self.meta and self.meta.get("port"):
-            return int(self.meta["port"])
-        return port_from_cmdline(self.proc.cmdline)
-
-    @property
-    def tracked(self) -> bool:
-        return self.pid_file is not None
-
-
-@dataclass
-class Tracking:
-    server: Optional[ServerRef] = None
-    stale: List[Tuple[Path, str]] = field(default_factory=list)
 
 
 def read_pid_file(path: Path) -> Optional[PidFile]:
@@ -96,16 +58,19 @@ def write_tracking(layout: Layout, proc: psutil.Process, meta: Dict[str, Any],
     Pass ``cmdline`` for a process just spawned: until its exec completes,
     /proc still shows the parent's command line.
     """
-    write_atomic(layout.pid_file, f"{proc.pid}\n")
+    write_atomic(layout.pid_file, f"{proc.pid}\n", mode=PRIVATE_FILE)
     full = dict(meta)
     full.update(
         pid=proc.pid,
         create_time=proc.create_time(),
         cmdline=list(cmdline) if cmdline is not None else proc.cmdline(),
+        root=str(layout.real_root),
+        machine=boot_id(),
         written=time.time(),
         managed_by="jupyter-lifecycle",
     )
-    write_atomic(layout.meta_file, json.dumps(full, indent=2) + "\n")
+    # Private: the command line can carry a token given through the project's args.
+    write_atomic(layout.meta_file, json.dumps(full, indent=2) + "\n", mode=PRIVATE_FILE)
     return full
 
 
@@ -113,102 +78,36 @@ def update_meta(layout: Layout, **values: Any) -> None:
     meta = read_meta(layout)
     if meta is not None:
         meta.update(values)
-        write_atomic(layout.meta_file, json.dumps(meta, indent=2) + "\n")
+        write_atomic(layout.meta_file, json.dumps(meta, indent=2) + "\n", mode=PRIVATE_FILE)
 
 
-def remove_tracking(layout: Layout, pid: Optional[int] = None) -> List[str]:
-    """Remove pid files (those naming ``pid``, or all when None) and the metadata."""
+def remove_tracking(layout: Layout, pid: int, problems: Optional[List[str]] = None) -> List[str]:
+    """Remove the pid files naming ``pid`` and the metadata describing it."""
     removed = []
     for path in layout.pid_files:
         pf = read_pid_file(path)
-        if pf is not None and (pid is None or pf.pid is None or pf.pid == pid):
-            if remove(path):
-                removed.append(str(path.relative_to(layout.root)))
-    if remove(layout.meta_file):
+        if pf is not None and pf.pid == pid and remove(path, problems):
+            removed.append(str(path.relative_to(layout.root)))
+    meta = read_meta(layout)
+    if meta is not None and meta.get("pid") == pid and remove(layout.meta_file, problems):
         removed.append(str(layout.meta_file.relative_to(layout.root)))
     return removed
 
 
-def _mismatch(proc: Proc, pf: PidFile, meta: Optional[Dict[str, Any]],
-              infos: Dict[int, ServerInfo], layout: Layout) -> Optional[str]:
-    """Why ``proc`` is not this project's server, or None when it is."""
-    other = f"pid {proc.pid} now belongs to another program ({proc.name})"
-    if meta is not None and meta.get("pid") == proc.pid:
-        same_start = abs(float(meta.get("create_time", 0)) - proc.create_time) < _CREATE_TIME_SLACK
-        same_cmd = tuple(meta.get("cmdline") or ()) == proc.cmdline
-        return None if same_start and same_cmd else other
-    # No identity of ours: a server started by another tool (the project's
-    # own scripts/app.sh).  Identify it by what it is, when it started, and
-    # that it belongs to this project.
-    if not is_jupyter_server(proc.cmdline):
-        return other
-    if proc.create_time > pf.mtime + _PIDFILE_SLACK:
-        return f"pid {proc.pid} was reused by another Jupyter server started after the pid file"
-    if proc.pid in infos or any(str(layout.root) in arg for arg in proc.cmdline):
-        return None
-    try:
-        if layout.contains(psutil.Process(proc.pid).cwd()):
-            return None
-    except (psutil.Error, OSError):
-        pass
-    return f"pid {proc.pid} is a Jupyter server of something else"
+def remove_stale(layout: Layout, judged: Dict[Path, str], problems: Optional[List[str]] = None) -> List[str]:
+    """Remove pid files judged stale, each only if it still holds what was judged.
 
-
-def find_server(layout: Layout, snapshot: Snapshot) -> Tracking:
-    """Find the project's server: the one its pid file names, else one in its runtime dir.
-
-    Pure apart from reading the project's files; never changes anything.
+    A concurrent start (ours or the project's app.sh) may have written a fresh
+    pid file since: that one stays.  The metadata goes when no pid file names it.
     """
-    tracking = Tracking()
-    meta = read_meta(layout)
-    infos = infos_by_pid(layout.runtime_dir)
-    for path in layout.pid_files:
+    removed = []
+    for path, raw in judged.items():
         pf = read_pid_file(path)
-        if pf is None:
-            continue
-        if pf.pid is None:
-            tracking.stale.append((path, f"pid file holds {pf.raw!r}, not a pid"))
-            continue
-        proc = snapshot.get(pf.pid)
-        if proc is None:
-            tracking.stale.append((path, f"pid {pf.pid} is not running"))
-            continue
-        reason = _mismatch(proc, pf, meta, infos, layout)
-        if reason is not None:
-            tracking.stale.append((path, reason))
-            continue
-        if tracking.server is None:
-            own_meta = meta if meta is not None and meta.get("pid") == proc.pid else None
-            tracking.server = ServerRef(proc, infos.get(proc.pid), own_meta, path)
-    if tracking.server is None:
-        # A server started by hand with the project's isolation env: it wrote
-        # its runtime file here, so it is this project's even without a pid file.
-        for pid, info in sorted(infos.items()):
-            proc = snapshot.get(pid)
-            if (proc is not None and is_jupyter_server(proc.cmdline)
-                    and proc.create_time <= _mtime(info.file) + _PIDFILE_SLACK):
-                tracking.server = ServerRef(proc, info, None, None)
-                break
-    return tracking
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def handle(proc: Proc) -> Optional[psutil.Process]:
-    """A psutil handle on exactly this process, or None if it is gone or the pid was reused.
-
-    psutil re-checks the create time before every signal it sends through the
-    handle, so holding it is what makes a later kill safe.
-    """
-    try:
-        p = psutil.Process(proc.pid)
-        if abs(p.create_time() - proc.create_time) >= _CREATE_TIME_SLACK:
-            return None
-        return p
-    except psutil.Error:
-        return None
+        if pf is not None and pf.raw == raw and remove(path, problems):
+            removed.append(str(path.relative_to(layout.root)))
+    meta = read_meta(layout)
+    live = {pf.pid for pf in (read_pid_file(p) for p in layout.pid_files) if pf is not None}
+    if (meta is not None or layout.meta_file.exists()) and (meta is None or meta.get("pid") not in live):
+        if remove(layout.meta_file, problems):
+            removed.append(str(layout.meta_file.relative_to(layout.root)))
+    return removed

@@ -10,7 +10,7 @@ import psutil
 from .fleet import Survey, owned_by_me, project_of_path
 from .layout import APP_PATHS
 from .ports import listeners
-from .procs import Proc, is_kernel
+from .procs import Proc, is_kernel_proc
 from .servers import inside
 from .spec import ProjectSpec
 from .start import iso
@@ -92,7 +92,7 @@ def which(target: str, known: List[ProjectSpec], found: Survey, host: str) -> Di
             raise WhichError(f"no process has pid {pid}")
         server = _server_of(pid, found)
         doc.update(kind="pid", process=_name(proc),
-                   role="server" if server == pid else ("kernel" if is_kernel(proc.cmdline) else "other"))
+                   role="server" if server == pid else ("kernel" if is_kernel_proc(proc) else "other"))
         if server is not None:
             _describe_server(doc, server, found, specs)
         else:
