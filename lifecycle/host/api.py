@@ -14,6 +14,7 @@ from . import bootstrap, logs, orphans, portmap, restart, start, status, stop, w
 from .context import Emit, OpContext
 from .fleet import survey
 from .layout import Layout
+from .lock import LockTimeout, project_lock, venv_lock
 from .results import FAILED, Result
 from .spec import ProjectSpec
 
@@ -49,6 +50,23 @@ def _each(specs: List[ProjectSpec], ctx: OpContext, workers: int,
     else:
         batches = [guarded(s) for s in specs]
     return [r for batch in batches for r in batch]
+
+
+# pip and venv creation can take minutes; a second bootstrap waits for the first.
+_BOOTSTRAP_LOCK_WAIT = 1800.0
+
+
+def _bootstrap_locked(spec: ProjectSpec, ctx: OpContext) -> List[Result]:
+    """Bootstrap under the project's lock and its venv's (projects may share a venv)."""
+    if ctx.check:
+        return bootstrap.bootstrap(spec, ctx)
+    layout = Layout.of(spec)
+    try:
+        with project_lock(layout, _BOOTSTRAP_LOCK_WAIT, lambda m: ctx.progress(spec.name, m)):
+            with venv_lock(layout, _BOOTSTRAP_LOCK_WAIT, lambda m: ctx.progress(spec.name, m)):
+                return bootstrap.bootstrap(spec, ctx)
+    except LockTimeout as exc:
+        return [ctx.result(spec.name, "bootstrap", FAILED, str(exc))]
 
 
 def _actions(results: List[Result]) -> Dict[str, Any]:
@@ -113,7 +131,7 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
     # scan predates).  restart's start looks again, after the stop changed the world.
     scan = survey(known) if op in ("start", "start-all", "stop", "stop-all", "restart") else None
     actions: Dict[str, Callable[[ProjectSpec], List[Result]]] = {
-        "bootstrap": lambda s: bootstrap.bootstrap(s, ctx),
+        "bootstrap": lambda s: _bootstrap_locked(s, ctx),
         "start": lambda s: [start.start(s, ctx, port=port, found=scan)],
         "start-all": lambda s: [start.start(s, ctx, found=scan)],
         "stop": lambda s: [stop.stop(s, ctx, timeout=timeout, found=scan)],

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .context import OpContext
-from .fsutil import tail_lines, write_atomic
+from .fsutil import private_dir, tail_lines, write_atomic
 from .layout import Layout
 from .results import CHANGED, FAILED, OK, SKIPPED, Result
 from .spec import ProjectSpec
@@ -174,17 +174,28 @@ def ensure_kernel(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
 
 
 def ensure_dirs(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
+    """Isolation dirs exist; .logs and the runtime dir (pid file, log, runtime files: all can
+    carry the token) are owner-only."""
     wanted = [layout.logs_dir] + layout.isolation_dirs
+    private = [layout.logs_dir, layout.runtime_dir]
     missing = [d for d in wanted if not d.is_dir()]
-    if not missing:
+    loose = [d for d in private if d.is_dir() and d.stat().st_mode & 0o077]
+    if not missing and not loose:
         return ctx.result(spec.name, "dirs", OK, "isolation dirs exist")
     names = [str(d.relative_to(layout.root)) for d in missing]
+    tightened = [str(d.relative_to(layout.root)) for d in loose]
+    what = (["create " + ", ".join(names)] if names else []) + (["make " + ", ".join(tightened) + " private"]
+                                                                 if tightened else [])
     if ctx.check:
-        return ctx.result(spec.name, "dirs", CHANGED, "would create " + ", ".join(names))
+        return ctx.result(spec.name, "dirs", CHANGED, "would " + "; ".join(what))
     for d in missing:
         d.mkdir(parents=True, exist_ok=True)
-    return ctx.result(spec.name, "dirs", CHANGED, "created " + ", ".join(names),
-                      diff={"before": {"missing": names}, "after": {"missing": []}})
+    for d in private:
+        private_dir(d)
+    done = "; ".join(what).replace("create ", "created ", 1).replace("make ", "made ", 1)
+    return ctx.result(spec.name, "dirs", CHANGED, done,
+                      diff={"before": {"missing": names, "not_private": tightened},
+                            "after": {"missing": [], "not_private": []}})
 
 
 def with_block(text: str, block: str) -> str:

@@ -16,7 +16,7 @@ import psutil
 
 from .identify import Tracking, find_server, untracked_server
 from .layout import Layout
-from .procs import Proc, Snapshot, is_server_proc, kernel_connection_file, take_snapshot
+from .procs import Proc, Snapshot, is_kernel_proc, is_server_proc, kernel_connection_file, take_snapshot
 from .servers import ServerView, deepest, owner, view
 from .spec import ProjectSpec
 
@@ -38,9 +38,12 @@ class ServerEntry:
 
 @dataclass(frozen=True)
 class KernelEntry:
+    """A kernel whose server is gone, or (kind "process") something a kernel started that outlived it."""
+
     proc: Proc
     project: Optional[str]
     connection_file: Optional[str]
+    kind: str = "kernel"
 
 
 @dataclass
@@ -91,6 +94,35 @@ def _orphaned(kernel: Proc, snapshot: Snapshot) -> bool:
     return kernel.ppid <= 1 or parent is None or parent.name in _REAPERS
 
 
+def _left_behind(proc: Proc, snapshot: Snapshot, roots: Dict[str, str]) -> Optional[KernelEntry]:
+    """A process a kernel started that outlived its server: re-parented to init, and its
+    environment (inherited from the kernel) names a launching server that is gone.
+
+    ipykernel exits on its own when its server is killed, but what it started
+    (a notebook's ``!sleep 600``, a worker pool) lives on.  Only processes
+    already re-parented are looked at, so this reads few environments.
+    """
+    parent = snapshot.get(proc.ppid)
+    if not (proc.ppid <= 1 or parent is None or parent.name in _REAPERS):
+        return None
+    if is_server_proc(proc) or is_kernel_proc(proc) or not owned_by_me(proc):
+        return None
+    try:
+        p = psutil.Process(proc.pid)
+        env = p.environ()
+        cwd: Optional[str] = p.cwd()
+    except (psutil.Error, OSError):
+        return None
+    launcher = env.get("JPY_PARENT_PID", "")
+    if not launcher.isdigit():
+        return None
+    server = snapshot.get(int(launcher))
+    if server is not None and server.create_time <= proc.create_time:
+        return None  # its server still runs: not an orphan
+    paths = [env[k] for k in ("JUPYTER_RUNTIME_DIR",) if env.get(k)] or ([cwd] if cwd else [])
+    return KernelEntry(proc, deepest(paths, roots), None, kind="process")
+
+
 def _kernel_project(kernel: Proc, roots: Dict[str, str]) -> Optional[str]:
     paths = []
     conn = kernel_connection_file(kernel.cmdline)
@@ -124,6 +156,10 @@ def survey(known: List[ProjectSpec], snapshot: Optional[Snapshot] = None) -> Sur
         if _orphaned(proc, snap):
             result.orphan_kernels.append(KernelEntry(proc, _kernel_project(proc, roots),
                                                      kernel_connection_file(proc.cmdline)))
+    for proc in sorted(snap.procs.values(), key=lambda p: p.pid):
+        entry = _left_behind(proc, snap, roots) if proc.alive else None
+        if entry is not None:
+            result.orphan_kernels.append(entry)
     return result
 
 

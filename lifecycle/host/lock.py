@@ -64,6 +64,12 @@ def _holder(fd: int) -> str:
     return data if data.isdigit() else ""
 
 
+def venv_lock_path(layout: Layout) -> Path:
+    # In the state dir, not the venv: the venv may not exist yet when bootstrap creates it.
+    digest = hashlib.sha256(os.path.realpath(layout.venv).encode()).hexdigest()[:16]
+    return state_dir() / "locks" / f"venv-{digest}.lock"
+
+
 @contextlib.contextmanager
 def project_lock(layout: Layout, timeout: float,
                  waiting: Callable[[str], None] = lambda msg: None) -> Iterator[None]:
@@ -78,6 +84,22 @@ def project_lock(layout: Layout, timeout: float,
         fd = _open(fallback_path(layout))
     if fd is None:
         raise LockTimeout(f"cannot create a lock file in {layout.logs_dir} or {fallback_path(layout).parent}")
+    with _held(fd, timeout, waiting, "this project"):
+        yield
+
+
+@contextlib.contextmanager
+def venv_lock(layout: Layout, timeout: float, waiting: Callable[[str], None] = lambda msg: None) -> Iterator[None]:
+    """Hold the lock of the project's venv (several projects may share one: pip must not run twice in it)."""
+    fd = _open(venv_lock_path(layout))
+    if fd is None:
+        raise LockTimeout(f"cannot create a lock file in {venv_lock_path(layout).parent}")
+    with _held(fd, timeout, waiting, f"the venv {layout.venv}"):
+        yield
+
+
+@contextlib.contextmanager
+def _held(fd: int, timeout: float, waiting: Callable[[str], None], what: str) -> Iterator[None]:
     try:
         deadline = time.monotonic() + timeout
         told = False
@@ -90,10 +112,10 @@ def project_lock(layout: Layout, timeout: float,
                 holder = _holder(fd)
                 who = f"pid {holder}" if holder else "another run"
                 if time.monotonic() >= deadline:
-                    raise LockTimeout(f"another jupyter-lifecycle run ({who}) has been working on this "
-                                      f"project for over {timeout:g}s; try again when it is done") from None
+                    raise LockTimeout(f"another jupyter-lifecycle run ({who}) has been working on {what} "
+                                      f"for over {timeout:g}s; try again when it is done") from None
                 if not told:
-                    waiting(f"waiting for another run ({who}) working on this project")
+                    waiting(f"waiting for another run ({who}) working on {what}")
                     told = True
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.2)

@@ -14,7 +14,7 @@ from .results import CHANGED, FAILED, SKIPPED, Result
 from .runtime import remove_server_files
 from .servers import inside
 from .start import iso
-from .stop import kernel_handles, reap, take_down
+from .stop import kernel_handles, reap, take_down, tree
 
 
 def _row(host: str, proc: Proc, kind: str, project: Optional[str], found: Survey) -> Dict[str, Any]:
@@ -26,8 +26,9 @@ def _row(host: str, proc: Proc, kind: str, project: Optional[str], found: Survey
 
 def orphan_rows(found: Survey, host: str) -> List[Dict[str, Any]]:
     rows = [_row(host, s.view.proc, "server", s.project, found) for s in found.orphan_servers()]
-    rows += [_row(host, k.proc, "kernel", k.project, found) for k in found.orphan_kernels]
-    return sorted(rows, key=lambda r: (r["kind"] != "server", r["project"] is None, r["project"] or "", r["pid"]))
+    rows += [_row(host, k.proc, k.kind, k.project, found) for k in found.orphan_kernels]
+    order = {"server": 0, "kernel": 1, "process": 2}
+    return sorted(rows, key=lambda r: (order.get(r["kind"], 3), r["project"] is None, r["project"] or "", r["pid"]))
 
 
 def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False, timeout: float = 10.0,
@@ -70,27 +71,36 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
                                   facts={"pid": proc.pid, "kind": "server", "method": method}))
     for kernel in found.orphan_kernels:
         proc = kernel.proc
+        what = "orphan kernel" if kernel.kind == "kernel" else "process left by a kernel,"
         if projects is not None and kernel.project is not None and kernel.project not in projects:
             continue
-        if kernel.project is None and sweep_of_projects and not include_unmanaged:
+        if kernel.project is None and not include_unmanaged and (sweep_of_projects or kernel.kind != "kernel"):
+            # A process outside every project is known only by its environment: not ours to end unasked.
+            if not sweep_of_projects:
+                results.append(ctx.result(None, "orphan", SKIPPED,
+                                          f"{what} pid {proc.pid} outside every project left alone "
+                                          "(use --include-unmanaged)"))
             continue
         if not owned_by_me(proc):
             results.append(ctx.result(kernel.project, "orphan", SKIPPED,
-                                      f"kernel pid {proc.pid} belongs to another user"))
+                                      f"{what} pid {proc.pid} belongs to another user"))
             continue
         if ctx.check:
-            results.append(ctx.result(kernel.project, "orphan", CHANGED,
-                                      f"would terminate orphan kernel pid {proc.pid}"))
+            results.append(ctx.result(kernel.project, "orphan", CHANGED, f"would terminate {what} pid {proc.pid}"))
             continue
         h = handle(proc)
-        status, msg = CHANGED, f"orphan kernel pid {proc.pid} already gone"
+        status, msg = CHANGED, f"{what} pid {proc.pid} already gone"
         if h is not None:
-            reap([h])
-            if wait_gone([h], 0.0):
-                status, msg = FAILED, f"orphan kernel pid {proc.pid} survived SIGKILL"
+            # With whatever it started: those would outlive it, re-parented and harder to find.
+            procs = tree(h)
+            reaped = reap(procs)
+            if wait_gone(procs, 0.0):
+                status, msg = FAILED, f"{what} pid {proc.pid} survived SIGKILL"
             else:
-                msg = f"terminated orphan kernel pid {proc.pid}"
+                msg = f"terminated {what} pid {proc.pid}" + (f" and {reaped - 1} process(es) under it"
+                                                              if reaped > 1 else "")
         if kernel.connection_file and any(inside(kernel.connection_file, root) for root in roots):
             remove(Path(kernel.connection_file))
-        results.append(ctx.result(kernel.project, "orphan", status, msg, facts={"pid": proc.pid, "kind": "kernel"}))
+        results.append(ctx.result(kernel.project, "orphan", status, msg,
+                                  facts={"pid": proc.pid, "kind": kernel.kind}))
     return results

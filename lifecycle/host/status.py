@@ -19,23 +19,42 @@ _PROBE_WORKERS = 8
 
 
 def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -> Dict[str, Any]:
-    """One project's status row.  Removes the project's stale runtime files as it goes."""
+    """One project's status row.  Removes the project's stale runtime files as it goes.
+
+    Never raises: whatever goes wrong with one project is a note on its row,
+    not the end of the whole table.
+    """
     layout = Layout.of(spec)
-    snapshot = found.snapshot
-    clean_stale(layout.runtime_dir, snapshot)
-    tracking = found.tracking[spec.name]
     row: Dict[str, Any] = {
         "name": spec.name, "host": host, "path": str(layout.root), "state": "stopped",
         "pid": None, "port": None, "url": None, "started": None,
         "kernels": None, "busy_kernels": None, "rss_bytes": None,
         "tracked": None, "note": "",
     }
+    problems: List[str] = []
+    try:
+        _fill_row(row, spec, layout, found, show_token, problems)
+    except Exception as exc:  # one project's trouble must not take the fleet view down
+        problems.append(f"could not read this project's state: {type(exc).__name__}: {exc}")
+    orphaned = [k for k in found.orphan_kernels if k.project == spec.name]
+    if orphaned:
+        problems.append(f"{len(orphaned)} orphan kernel{'s' if len(orphaned) != 1 else ''} of a server "
+                        f"that is gone (pid {', '.join(str(k.proc.pid) for k in orphaned)}; stop reaps them)")
+    row["note"] = "; ".join(filter(None, [row["note"], *problems]))
+    return row
+
+
+def _fill_row(row: Dict[str, Any], spec: ProjectSpec, layout: Layout, found: Survey, show_token: bool,
+              problems: List[str]) -> None:
+    snapshot = found.snapshot
+    clean_stale(layout.runtime_dir, snapshot, problems)
+    tracking = found.tracking[spec.name]
     server = tracking.server
     if server is None:
         if tracking.stale:
             row["state"] = "stale"
             row["note"] = "; ".join(why for _, why in tracking.stale)
-        return row
+        return
     urls = server_urls(spec, server.port, server.info)
     base = server.info.api_base if server.info is not None else jupyter_api.base_url(spec.ip, server.port or 0)
     answering = server.port is not None and jupyter_api.answers(base)
@@ -54,10 +73,10 @@ def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -
         tracked=server.tracked,
     )
     if not server.tracked:
-        row["note"] = "no pid file (started outside the tool)"
+        row["note"] = ("no pid file (started by hand, without the project's isolation env)"
+                       if server.found_by == "root dir" else "no pid file (started outside the tool)")
     if show_token:
         row["token_url"] = urls["token_url"]
-    return row
 
 
 def unmanaged_rows(found: Survey, host: str, claimed: Set[int]) -> List[Dict[str, Any]]:
