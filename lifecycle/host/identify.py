@@ -134,9 +134,10 @@ def find_server(layout: Layout, snapshot: Snapshot, untracked: Iterable[ServerVi
 
     ``untracked`` are servers no pid file tracks that the caller attributed to
     this project by their root dir (started by hand in it, without the
-    project's isolation env).  Pid files are read now, and a pid missing from
-    the snapshot is looked up live, so a server started since the snapshot is
-    never mistaken for a dead one.  ``viewer`` reads a live process's cwd and
+    project's isolation env).  Pid files and the processes they name are read
+    now, not taken from the snapshot, so a server started since the snapshot
+    (or forked but not yet exec'd when it was taken) is never mistaken for a
+    dead one or another program.  ``viewer`` reads a live process's cwd and
     environment (a seam for synthetic snapshots).  Reads only; never changes anything.
     """
     tracking = Tracking()
@@ -149,7 +150,7 @@ def find_server(layout: Layout, snapshot: Snapshot, untracked: Iterable[ServerVi
         if pf.pid is None:
             tracking.stale.append((path, f"pid file holds {pf.raw!r}, not a pid"))
             continue
-        proc = snapshot.lookup(pf.pid)
+        proc = snapshot.now(pf.pid)
         if proc is None:
             tracking.stale.append((path, f"pid {pf.pid} is not running"))
             continue
@@ -173,7 +174,7 @@ def untracked_server(layout: Layout, snapshot: Snapshot, attributed: Iterable[Se
     # A server started by hand with the project's isolation env wrote its
     # runtime file here; one started without it is known by its root dir.
     for pid, info in sorted(infos_by_pid(layout.runtime_dir).items()):
-        proc = snapshot.lookup(pid)
+        proc = snapshot.now(pid)
         if proc is None or not is_server_proc(proc) or proc.create_time > _mtime(info.file) + _PIDFILE_SLACK:
             continue
         sv = viewer(proc)

@@ -57,6 +57,9 @@ class Proc:
 @dataclass
 class Snapshot:
     procs: Dict[int, Proc]
+    # A snapshot of the real process table may consult it again (``now``,
+    # ``lookup``); a synthetic one (tests) is the whole world.
+    live: bool = False
     _children: Dict[int, List[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,10 +89,18 @@ class Snapshot:
         pid file since) must not be judged "not running" from a stale picture.
         """
         proc = self.get(pid)
-        if proc is not None or pid in self.procs:
+        if proc is not None or pid in self.procs or not self.live:
             return proc
-        live = read_proc(pid)
-        return live if live is not None and live.alive else None
+        return fresh(pid)
+
+    def now(self, pid: int) -> Optional[Proc]:
+        """The process ``pid`` as it is now: read live, not from the snapshot.
+
+        Identification uses this: a snapshot taken a moment after a concurrent
+        start forked its server holds that pid with the parent's command line
+        (exec had not happened yet).
+        """
+        return fresh(pid) if self.live else self.get(pid)
 
     def servers(self) -> List[Proc]:
         return [p for p in self.procs.values() if p.alive and is_server_proc(p)]
@@ -124,7 +135,13 @@ def take_snapshot() -> Snapshot:
         proc = _from_info(p.info)
         if proc is not None:
             procs[proc.pid] = proc
-    return Snapshot(procs)
+    return Snapshot(procs, live=True)
+
+
+def fresh(pid: int) -> Optional[Proc]:
+    """The live process ``pid`` now, or None when it is gone (zombies count as gone)."""
+    proc = read_proc(pid)
+    return proc if proc is not None and proc.alive else None
 
 
 def read_proc(pid: int) -> Optional[Proc]:

@@ -38,8 +38,9 @@ def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -
         problems.append(f"could not read this project's state: {type(exc).__name__}: {exc}")
     orphaned = [k for k in found.orphan_kernels if k.project == spec.name]
     if orphaned:
-        problems.append(f"{len(orphaned)} orphan kernel{'s' if len(orphaned) != 1 else ''} of a server "
-                        f"that is gone (pid {', '.join(str(k.proc.pid) for k in orphaned)}; stop reaps them)")
+        n = len(orphaned)
+        problems.append(f"{n} kernel process{'es' if n != 1 else ''} left by a server that is gone "
+                        f"(pid {', '.join(str(k.proc.pid) for k in orphaned)}; stop reaps them)")
     row["note"] = "; ".join(filter(None, [row["note"], *problems]))
     return row
 
