@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional
 
 import psutil
 
-from .fsutil import write_atomic
+from .fsutil import PRIVATE_FILE, private_dir, write_atomic
 
 # A claim outlives a start only if the starting tool died; then its pid is
 # gone or this age has passed.
@@ -89,7 +89,7 @@ class PortClaims:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         with open(self.dir / "port-claims.lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -110,7 +110,7 @@ class PortClaims:
         }
 
     def _save(self, claims: Dict[str, Dict[str, float]]) -> None:
-        write_atomic(self.file, json.dumps(claims))
+        write_atomic(self.file, json.dumps(claims), mode=PRIVATE_FILE)
 
     def acquire(self, ip: str, low: int, high: int, wanted: Optional[int] = None) -> int:
         """Claim a free port (``wanted`` exactly, else the first free one in range).

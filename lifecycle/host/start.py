@@ -155,7 +155,8 @@ def _prepare_files(layout: Layout) -> None:
     private_dir(layout.runtime_dir)
     for d in layout.isolation_dirs:
         d.mkdir(parents=True, exist_ok=True)
-    for f in (layout.pid_file, layout.meta_file, layout.log_file.with_name(layout.log_file.name + ".1")):
+    rotated = layout.log_file.with_name(layout.log_file.name + ".1")
+    for f in (layout.pid_file, layout.meta_file, layout.log_file, rotated):
         tighten(f)
     _rotate(layout.log_file)
 
