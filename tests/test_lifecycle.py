@@ -23,8 +23,8 @@ RESULT_KEYS = {"host", "project", "action", "status", "msg", "changed", "diff"}
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def server_info(project: Path, pid: int) -> dict[str, object]:
-    return dict(json.loads((project / ".jupyter_runtime" / f"jpserver-{pid}.json").read_text()))
+def server_info(project: Path, pid: int, runtime: Path | None = None) -> dict[str, object]:
+    return dict(json.loads(((runtime or project / ".jupyter_runtime") / f"jpserver-{pid}.json").read_text()))
 
 
 def api(url: str, token: str = "", method: str = "GET", body: dict[str, object] | None = None) -> object:
@@ -36,9 +36,9 @@ def api(url: str, token: str = "", method: str = "GET", body: dict[str, object] 
         return json.loads(resp.read() or b"null")
 
 
-def start_kernel(project: Path, pid: int) -> int:
+def start_kernel(project: Path, pid: int, runtime: Path | None = None) -> int:
     """Start a kernel through the server's API; return the kernel's process id."""
-    info = server_info(project, pid)
+    info = server_info(project, pid, runtime)
     base = str(info["url"]).rstrip("/")
     api(f"{base}/api/kernels", str(info["token"]), "POST", {"name": "python3"})
     kernels = wait_for(lambda: [c for c in psutil.Process(pid).children(recursive=True)

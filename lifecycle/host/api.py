@@ -10,7 +10,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List
 
-from . import bootstrap, logs, orphans, portmap, restart, start, status, stop, which
+from . import bootstrap, logs, orphans, portmap, restart, start, status, stop, stop_server, which
 from .context import Emit, OpContext
 from .fleet import survey
 from .layout import Layout
@@ -109,6 +109,10 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         for r in results:
             emit({"event": "result", "result": r.to_dict()})
         return _actions(results)
+    if op == "stop-server":
+        result = stop_server.stop_server(str(opts.get("target", "")), survey(known), ctx, float(timeout or 10.0))
+        emit({"event": "result", "result": result.to_dict()})
+        return _actions([result])
     if op == "which":
         try:
             return which.which(str(opts.get("target", "")), known, survey(known), ctx.host)

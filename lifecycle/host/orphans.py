@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
 from .context import OpContext, wait_gone
-from .fleet import Survey, owned_by_me
+from .fleet import ServerEntry, Survey, owned_by_me
 from .fsutil import remove
 from .identify import handle
 from .procs import Proc, rss_bytes
@@ -22,6 +22,33 @@ def _row(host: str, proc: Proc, kind: str, project: Optional[str], found: Survey
     return {"host": host, "pid": proc.pid, "kind": kind, "project": project, "cmdline": proc.command,
             "rss_bytes": rss_bytes([proc.pid] + under), "started": iso(proc.create_time),
             "mine": owned_by_me(proc)}
+
+
+def stop_untracked(entry: ServerEntry, found: Survey, ctx: OpContext, timeout: float, action: str) -> Result:
+    """Stop a server no pid file tracks, the way ``stop`` stops a project's: API or SIGTERM,
+    SIGKILL after ``timeout``, everything under it reaped, its runtime files removed.
+    The caller checked that the server is this user's and that stopping it was asked for."""
+    proc = entry.view.proc
+    problems: List[str] = []
+    h = handle(proc)
+    kernels, conn_files = kernel_handles(found.snapshot, proc.pid, h)
+    method, reaped = take_down(h, entry.view.info, kernels, timeout)
+    if h is not None and wait_gone([h], 0.0):
+        return ctx.result(entry.project, action, FAILED, f"server pid {proc.pid} survived SIGKILL")
+    if entry.view.runtime_dir:
+        remove_server_files(Path(entry.view.runtime_dir), proc.pid, problems)
+    roots = list(found.roots().values())
+    for conn in conn_files:
+        if any(inside(conn, root) for root in roots) or (
+                entry.view.runtime_dir and inside(conn, entry.view.runtime_dir)):
+            remove(Path(conn), problems)
+    port = entry.view.info.port if entry.view.info is not None else None
+    msg = (f"stopped untracked server pid {proc.pid}" + (f" on port {port}" if port else "") + f" ({method})"
+           + (f"; terminated {reaped} kernel process(es)" if reaped else "")
+           + (f"; warning: {'; '.join(problems)}" if problems else ""))
+    return ctx.result(entry.project, action, CHANGED, msg,
+                      diff={"before": {"state": "running", "pid": proc.pid}, "after": {"state": "stopped"}},
+                      facts={"pid": proc.pid, "kind": "server", "method": method, "port": port})
 
 
 def orphan_rows(found: Survey, host: str) -> List[Dict[str, Any]]:
@@ -57,18 +84,7 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
         if ctx.check:
             results.append(ctx.result(entry.project, "orphan", CHANGED, f"would stop untracked server pid {proc.pid}"))
             continue
-        h = handle(proc)
-        kernels, conn_files = kernel_handles(found.snapshot, proc.pid)
-        method, reaped = take_down(h, entry.view.info, kernels, timeout)
-        if entry.view.runtime_dir:
-            remove_server_files(Path(entry.view.runtime_dir), proc.pid)
-        for conn in conn_files:
-            if any(inside(conn, root) for root in roots):
-                remove(Path(conn))
-        results.append(ctx.result(entry.project, "orphan", CHANGED,
-                                  f"stopped untracked server pid {proc.pid} ({method})"
-                                  + (f"; terminated {reaped} kernel process(es)" if reaped else ""),
-                                  facts={"pid": proc.pid, "kind": "server", "method": method}))
+        results.append(stop_untracked(entry, found, ctx, timeout, "orphan"))
     for kernel in found.orphan_kernels:
         proc = kernel.proc
         what = "orphan kernel" if kernel.kind == "kernel" else "process left by a kernel,"
