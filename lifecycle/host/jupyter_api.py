@@ -45,7 +45,9 @@ def answers(base: str, timeout: float = 1.0) -> bool:
 def kernels(base: str, token: str, timeout: float = 2.0) -> Optional[List[Dict[str, Any]]]:
     """The server's kernels with their ``execution_state``; None when it cannot be asked."""
     try:
-        data = _request(base + "/api/kernels", token=token, timeout=timeout)
+        # no_track_activity: our looks must not count as user activity, or polling status would keep
+        # every server "active" forever (and defeat Jupyter's own idle culler).
+        data = _request(base + "/api/kernels?no_track_activity=1", token=token, timeout=timeout)
     except (OSError, ValueError, urllib.error.URLError):
         return None
     return data if isinstance(data, list) else None
