@@ -158,6 +158,8 @@ def main() -> None:
     if args.code:
         os.environ["PYTHONPATH"] = os.path.abspath(args.code)
     root = workspace()
+    # `python -m` puts the cwd first on sys.path: run from the workspace so --code decides.
+    os.chdir(root)
     venv = shared_venv(root)
     write_inventory(root, venv, ["p1", "p10", "p2", "p3"], first_port=29600)
     kills, runs = wrong_kills(root, args.rounds)
