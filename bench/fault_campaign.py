@@ -126,9 +126,9 @@ def left_after_crash(root: Path, rounds: int) -> tuple[int, int]:
         info = json.loads((root / "p1" / ".jupyter_runtime" / f"jpserver-{pid}.json").read_text())
         req = urllib.request.Request(f"{info['url'].rstrip('/')}/api/kernels", data=b'{"name": "python3"}',
                                      method="POST", headers={"Authorization": f"token {info['token']}"})
-        _OPENER.open(req, timeout=30).read()
-        wait(lambda: list((root / "p1" / ".jupyter_runtime").glob("kernel-*.json")), 30)
-        conn = sorted((root / "p1" / ".jupyter_runtime").glob("kernel-*.json"))[0]
+        kernel_id = json.loads(_OPENER.open(req, timeout=30).read())["id"]
+        conn = root / "p1" / ".jupyter_runtime" / f"kernel-{kernel_id}.json"
+        wait(conn.exists, 30)
         client = BlockingKernelClient(connection_file=str(conn))
         client.load_connection_file()
         client.start_channels()
