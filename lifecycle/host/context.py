@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional
@@ -33,8 +34,15 @@ class OpContext:
 
 
 def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> List[psutil.Process]:
-    """Wait until the processes exit (zombies count as gone); return the survivors."""
+    """Wait until the processes exit (zombies count as gone); return the survivors.
+
+    A timeout that is not a finite, non-negative number (nan from a bad request)
+    would make the deadline unreachable: it counts as no wait at all, so a stop
+    escalates to SIGKILL instead of waiting forever on a stopped process.
+    """
     pending = list(procs)
+    if not (timeout >= 0 and math.isfinite(timeout)):
+        timeout = 0.0
     deadline = time.monotonic() + timeout
     delay = 0.02
     while pending:
