@@ -19,7 +19,10 @@ def test_unknown_project_is_exit_2_one_line(ws: Workspace) -> None:
     ws.project("alpha")
     proc = ws.cli("start", "nope")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.strip() == "error: no project matches name 'nope'; projects: alpha; hosts: local"
+    assert proc.stderr.strip() == "error: no project named 'nope'; projects: alpha"
+    typo = ws.cli("start", "alpah")
+    assert typo.returncode == 2
+    assert typo.stderr.strip() == "error: no project named 'alpah'; did you mean: alpha?; projects: alpha"
 
 
 @pytest.mark.parametrize("args", [["statuss"], ["start", "alpha", "--port", "abc"], ["start"],

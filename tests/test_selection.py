@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lifecycle.errors import UsageError
 from lifecycle.inventory import Host, Inventory, Project
@@ -57,9 +60,75 @@ def test_dot_is_the_deepest_project_holding_cwd(inv: Inventory, tmp_path: Path) 
 
 def test_empty_selection_names_what_exists(inv: Inventory) -> None:
     with pytest.raises(UsageError) as err:
-        select(inv, "nope", tags=["gpu"])
+        select(inv, "old", tags=["gpu"])
     msg = err.value.message
-    assert "no project matches name 'nope', tag ['gpu']" in msg
+    assert "no project matches name 'old', tag ['gpu']" in msg
     assert "projects: lab-a, lab-b, old, nested, far" in msg
     assert "tags: cpu, gpu" in msg and "hosts: local, box" in msg
     assert err.value.code == 2
+
+
+@pytest.mark.parametrize("pattern", ["", "   ", ",", " , ,"])
+def test_an_empty_pattern_is_an_error_not_everything(inv: Inventory, pattern: str) -> None:
+    """`jlc stop "$UNSET"` must not stop every project."""
+    with pytest.raises(UsageError, match=r"^empty project pattern .* \(an unset variable\?\)") as err:
+        select(inv, pattern)
+    assert err.value.code == 2
+
+
+@pytest.mark.parametrize("pattern,message", [
+    ("helo", "no project named 'helo'; projects: lab-a, lab-b, old, nested, far"),
+    ("lab-c", "no project named 'lab-c'; did you mean: lab-b, lab-a?; projects:"),
+    ("Old", "no project named 'Old'; did you mean: old?"),
+    ("!olt", "'!olt' excludes nothing: no project named 'olt'; did you mean: old?; projects:"),
+    ("!helo", "'!helo' excludes nothing: no project named 'helo'; projects:"),
+    ("gpu-*", "'gpu-*' matches no project; projects: lab-a, lab-b, old, nested, far"),
+    ("!gpu-*", "'!gpu-*' excludes nothing: 'gpu-*' matches no project; projects:"),
+    ("lab-a,nope", "no project named 'nope'"),  # one bad term spoils the whole pattern
+    ("lab-*,!", "'!' in a pattern: '!' needs a name or glob after it"),
+])
+def test_a_term_that_matches_nothing_is_an_error(inv: Inventory, pattern: str, message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        select(inv, pattern)
+    assert err.value.message.startswith(message), err.value.message
+    assert err.value.code == 2
+
+
+def test_negating_everything_is_an_empty_selection(inv: Inventory) -> None:
+    with pytest.raises(UsageError, match="no project matches name"):
+        select(inv, "!*")
+
+
+@pytest.mark.parametrize("tags,hosts,message", [
+    (["gpx"], None, "no project has tag 'gpx'; did you mean: gpu?; tags: cpu, gpu"),
+    ([""], None, "empty --tag (an unset variable?); tags: cpu, gpu"),
+    ([], "bx", "no host 'bx' in the inventory; did you mean: box?; hosts: local, box"),
+    ([], "local,nowhere", "no host 'nowhere' in the inventory"),
+    ([], "", "empty --host '' (an unset variable?); hosts: local, box"),
+])
+def test_tags_and_hosts_that_match_nothing_are_errors(inv: Inventory, tags: list[str], hosts: str | None,
+                                                      message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        select(inv, None, tags=tags, hosts=hosts)
+    assert err.value.message.startswith(message), err.value.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab-*?[]!,. lold\n\x00")), max_size=12),
+       st.lists(st.text(max_size=4), max_size=2), st.one_of(st.none(), st.text(max_size=6)))
+def test_any_selection_selects_something_or_says_why(pattern: str, tags: list[str], hosts: str | None) -> None:
+    """Whatever is typed, the answer is a non-empty selection or the tool's own usage error."""
+    tmp = Path("/nonexistent-selection-test")
+    inv = Inventory(source=tmp / "inventory.toml", hosts={"box": Host("box", "me@box")}, defaults={},
+                    projects={"lab-a": Project("lab-a", "/x/a", tags=("a",)), "old": Project("old", "/x/old"),
+                              "b": Project("b", "/srv/b", host="box")})
+    try:
+        chosen = select(inv, pattern, tags, hosts, cwd=tmp)
+    except UsageError as exc:
+        assert exc.code == 2 and exc.message and "\n" not in exc.message  # one line, whatever was typed
+        return
+    assert chosen and len({p.name for p in chosen}) == len(chosen)
+    terms = [t.strip() for t in pattern.split(",") if t.strip()]
+    if terms and all(not t.startswith("!") for t in terms):
+        # Only positive terms: nothing is chosen that no term names.
+        assert all(any(fnmatch.fnmatchcase(p.name, t) for t in terms) for p in chosen)
