@@ -213,6 +213,6 @@ def test_start_all_check_and_selection(ws: Workspace) -> None:
 
 def test_which_refuses_nonsense(ws: Workspace) -> None:
     ws.project("a1")
-    for target, fragment in (("pid:abc", "pid: needs a number"), (str(2**22 + 5), "nothing listens on port")):
+    for target, fragment in (("pid:abc", "TARGET: expected a pid number"), (str(2**22 + 5), "nothing listens on port")):
         proc = ws.cli("which", target)
         assert proc.returncode == 2 and fragment in proc.stderr, proc.stderr

@@ -185,6 +185,31 @@ def test_dash_h_with_inventory_and_ad_hoc_hosts(ws: Workspace, ssh_lab: SshLab) 
         ("far", "box2", "stopped")]
 
 
+def test_dash_capital_s_gives_an_ad_hoc_host_its_ssh_config(ws: Workspace, ssh_lab: SshLab) -> None:
+    """`jlc -S FILE -H alias`: the alias is known only to FILE, so it works only if -S is honoured."""
+    home = Path(os.environ["HOME"])
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "known_hosts").write_text(ssh_lab.known_hosts.read_text())
+    ws.project("l1")
+    far = ws.root / "far"
+    far.mkdir()
+    theirs = ssh_lab.hosts["box2"].home / ".config" / "jupyter-lifecycle" / "inventory.toml"
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    theirs.write_text(f'[projects.far]\npath = "{far}"\nvenv = "{ws.venv}"\n')
+    env = {**os.environ, "JLC_INVENTORY": str(ws.inventory), "JLC_REMOTE_PYTHON": str(ssh_lab.remote_python)}
+    try:
+        without = subprocess.run([sys.executable, "-m", "lifecycle", "-H", "box2", "status", "--json"],
+                                 capture_output=True, text=True, env=env, timeout=120)
+        given = subprocess.run([sys.executable, "-m", "lifecycle", "-S", str(ssh_lab.ssh_config), "-t", "20",
+                                "-H", "box2", "status", "--json"], capture_output=True, text=True, env=env,
+                               timeout=120)
+    finally:
+        theirs.unlink()
+    assert without.returncode == 4 and "box2 unreachable" in without.stderr
+    assert given.returncode == 0, given.stderr
+    assert [(r["name"], r["host"]) for r in json.loads(given.stdout)["projects"]] == [("far", "box2")]
+
+
 def test_psutil_that_cannot_be_provisioned_says_what_to_install(ws: Workspace, ssh_lab: SshLab) -> None:
     ws.extra_toml = ssh_lab.hosts_toml("box2")
     ws.project("r2", host="box2")

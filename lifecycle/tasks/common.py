@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +20,8 @@ from ..host.results import UNREACHABLE, Result
 from ..inventory import LOCAL, Host, Inventory, Project, load_inventory, parse_inventory
 from ..report import Reporter, exit_code
 from ..selection import select
+from . import flags
+from .flags import Kind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,47 +37,79 @@ SELECT_HELP = {
 
 
 class LifecycleTask(Task):  # type: ignore[type-arg]
-    """An invoke Task with chosen short flags only (auto ones clash with -h, -H and friends)."""
+    """An invoke Task with chosen short flags only (auto ones clash with -h, -H and friends)
+    and a ``Kind`` for every value flag (see flags.py)."""
 
-    def __init__(self, body: Callable[..., Any], short: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, body: Callable[..., Any], short: dict[str, str] | None = None,
+                 kinds: dict[str, Kind] | None = None, **kwargs: Any) -> None:
         self.short = dict(short or {})
+        self.kinds = dict(kinds or {})
         kwargs.setdefault("auto_shortflags", False)
         super().__init__(body, **kwargs)
+        self._help = dict(self.help)
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
+        # invoke pops each help text as it uses it, so a second call (help, completion) would lose them all.
+        self.help = dict(self._help)
+        return list(super().get_arguments(ignore_unknown_help))
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         opts = super().arg_opts(name, default, taken_names)
         if name in self.short:
             opts["names"].append(self.short[name])
+        if name in self.kinds and opts.get("kind") is not list:
+            # Our Kind checks the value; invoke's own cast (int() from the default) would traceback.
+            opts["kind"] = str
         return opts
+
+    def flag_label(self, name: str) -> str:
+        """How the user spells a parameter: ``NAME`` for a positional, ``-n/--lines`` for a flag."""
+        if name in self.positional:
+            return self.kinds[name].metavar if name in self.kinds else name.upper()
+        long = "--" + name.replace("_", "-")
+        return f"-{self.short[name]}/{long}" if name in self.short else long
+
+    def convert(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with every kinded one checked and converted (UsageError on the first bad one)."""
+        out = dict(values)
+        for name, kind in self.kinds.items():
+            if name in out:
+                out[name] = kind.convert(self.flag_label(name), out[name])
+        return out
 
 
 def lc_task(**kwargs: Any) -> Callable[[Callable[..., Any]], LifecycleTask]:
-    """``@task`` for this tool: repeatable --tag, explicit short flags, shared help texts."""
+    """``@task`` for this tool: repeatable --tag, explicit short flags, shared help texts and kinds,
+    values checked on entry, and the error boundary (one line and an exit code, no traceback)."""
     helps = {k: v for k, v in SELECT_HELP.items()}
     helps.update(kwargs.pop("help", {}))
+    kinds = {**flags.COMMON, **kwargs.pop("kinds", {})}
 
     def decorate(fn: Callable[..., Any]) -> LifecycleTask:
-        import inspect
+        signature = inspect.signature(fn)
+        params = set(signature.parameters)
+        made: list[LifecycleTask] = []
 
-        params = set(inspect.signature(fn).parameters)
+        @functools.wraps(fn)
+        def checked(*args: Any, **values: Any) -> Any:
+            bound = signature.bind(*args, **values)
+            if any(bound.arguments.get(p) in ("-h", "--help") for p in made[0].positional):
+                # `inv start --help`: invoke's parser hands --help to the NAME positional; answer it.
+                from ..cli_help import describe_task, task_help
+
+                doc, description = describe_task(made[0].name, made[0])
+                print(task_help(os.path.basename(sys.argv[0]) or "inv", doc, description))
+                return None
+            bound.arguments.update(made[0].convert(dict(bound.arguments)))
+            return fn(*bound.args, **bound.kwargs)
+
         kwargs.setdefault("iterable", ["tag"])
-        return task(klass=LifecycleTask,  # type: ignore[no-any-return]
-                    help={k: v for k, v in helps.items() if k in params}, **kwargs)(fn)
+        made.append(task(klass=LifecycleTask,
+                         help={k: v for k, v in helps.items() if k in params},
+                         kinds={k: v for k, v in kinds.items() if k in params}, **kwargs)(boundary(checked)))
+        return made[0]
 
     return decorate
-
-
-def number(value: Any, flag: str, kind: type = int, low: float = 0) -> Any:
-    """Flags without a default arrive as strings (invoke infers types from defaults)."""
-    if value is None:
-        return None
-    try:
-        result = kind(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"--{flag} expects a number, got {value!r}") from None
-    if result < low:
-        raise UsageError(f"--{flag} must be at least {low:g}, got {value}")
-    return result
 
 
 def boundary(fn: F) -> F:
@@ -141,9 +177,14 @@ def context_host(c: Any, inv: Inventory) -> tuple[Inventory, str | None]:
             if any(p.host == name for p in inv.projects.values()):
                 return inv, name
             return _with_remote_projects(inv, name, h.inventory)
-    key_files = (getattr(c, "connect_kwargs", None) or {}).get("key_filename") or []
+    # Fabric's -i, -S and -t reach us through the context; they apply to such ad-hoc hosts.
+    connect_kwargs = getattr(c, "connect_kwargs", None) or {}
+    key_files = connect_kwargs.get("key_filename") or []
+    timeout = connect_kwargs.get("timeout")
     adhoc = Host(name=given, address=given, user=None if "@" in given else getattr(c, "user", None),
                  identity=key_files[0] if key_files else None,
+                 ssh_config=getattr(getattr(c, "config", None), "_runtime_ssh_path", None),
+                 connect_timeout=float(timeout) if timeout else Host.connect_timeout,
                  python=os.environ.get("JLC_REMOTE_PYTHON", "python3"))
     return _with_remote_projects(replace(inv, hosts={**inv.hosts, given: adhoc}), given, None)
 

@@ -12,7 +12,8 @@ from ..errors import UsageError
 from ..host import discover as host_discover
 from ..inventory import LOCAL
 from ..report import Reporter, orphans_table, ports_table, redact, which_text
-from .common import Run, boundary, lc_task, load, number, prepare, query, run_action
+from .common import Run, lc_task, load, prepare, query, run_action
+from .flags import COUNT, DIR, SECONDS, TARGET
 
 
 def _done(run: Run) -> None:
@@ -24,7 +25,6 @@ def _done(run: Run) -> None:
 
 
 @lc_task(help={"show_token": "show URLs with their tokens (for your eyes only)"})
-@boundary
 def status(c: Any, only: str | None = None, tag: Any = None, host: str | None = None,
            json: bool = False, show_token: bool = False) -> None:
     """One table of every project: state, pid, port, URL, uptime, kernels, memory."""
@@ -53,7 +53,6 @@ def status(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
 
 
 @lc_task()
-@boundary
 def config(c: Any, only: str | None = None, tag: Any = None, host: str | None = None, json: bool = False) -> None:
     """The resolved inventory (defaults applied) and the file it came from."""
     reporter, inv, projects = prepare(c, "config", only, tag, host, json)
@@ -77,7 +76,6 @@ def config(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
 
 
 @lc_task()
-@boundary
 def ports(c: Any, only: str | None = None, tag: Any = None, host: str | None = None, json: bool = False) -> None:
     """Every port of every project's range: free, jupyter (project, pid) or other; and servers outside them."""
     run = query(c, "ports", only, tag, host, {}, json)
@@ -89,17 +87,15 @@ def ports(c: Any, only: str | None = None, tag: Any = None, host: str | None = N
     _done(run)
 
 
-@lc_task(help={
+@lc_task(kinds={"timeout": SECONDS}, help={
     "kill": "stop the orphans of projects (graceful, then forceful) and terminate orphan kernels",
     "include_unmanaged": "with --kill, also stop servers that lie in no project",
     "timeout": "seconds from the graceful request to SIGKILL (default 10)",
 })
-@boundary
 def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout: float | None = None,
             only: str | None = None, tag: Any = None, host: str | None = None, check: bool = False,
             json: bool = False) -> None:
     """Jupyter servers no pid file tracks, and kernels whose server is gone."""
-    timeout = number(timeout, "timeout", float)
     narrowed = bool(only or tag)
     if kill:
         run_action(c, "orphans", only, tag, host,
@@ -121,8 +117,7 @@ def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout
     _done(run)
 
 
-@lc_task(help={"target": "a port, a pid, or a path (force the kind with port:N or pid:N)"})
-@boundary
+@lc_task(kinds={"target": TARGET}, help={"target": "a port, a pid, or a path (force the kind with port:N or pid:N)"})
 def which(c: Any, target: str, host: str | None = None, json: bool = False) -> None:
     """Who owns a port, a pid or a path: project, server, URL (with token, for its owner), uptime."""
     run = query(c, "which", None, None, host or (None if getattr(c, "host", None) else LOCAL),
@@ -144,34 +139,31 @@ _ALL_HELP = {
 }
 
 
-@lc_task(help={**_ALL_HELP,
+@lc_task(kinds={"timeout": SECONDS, "forks": COUNT}, help={**_ALL_HELP,
                "force": "also stop servers whose kernels are busy (they are skipped otherwise)",
                "include_unmanaged": "also stop Jupyter servers that lie in no project"})
-@boundary
 def stop_all(c: Any, force: bool = False, include_unmanaged: bool = False, timeout: float | None = None,
              forks: int = 8, only: str | None = None, tag: Any = None, host: str | None = None,
              check: bool = False, json: bool = False) -> None:
     """Stop every selected project's server in parallel, plus their orphans; busy ones need --force."""
     options = {"force": force, "include_unmanaged": include_unmanaged, "check": check,
-               "timeout": number(timeout, "timeout", float), "workers": number(forks, "forks", int, 1)}
+               "timeout": timeout, "workers": forks}
     run_action(c, "stop-all", only, tag, host, options, json, label="stop")
 
 
-@lc_task(help={"forks": _ALL_HELP["forks"], "show_token": "include URLs with their tokens"})
-@boundary
+@lc_task(kinds={"forks": COUNT}, help={"forks": _ALL_HELP["forks"], "show_token": "include URLs with their tokens"})
 def start_all(c: Any, forks: int = 8, only: str | None = None, tag: Any = None, host: str | None = None,
               check: bool = False, json: bool = False, show_token: bool = False) -> None:
     """Start every selected project in parallel."""
-    options = {"check": check, "workers": number(forks, "forks", int, 1)}
+    options = {"check": check, "workers": forks}
     run_action(c, "start-all", only, tag, host, options, json, show_token, label="start")
 
 
-@lc_task(iterable=["root", "tag"], help={
+@lc_task(iterable=["root", "tag"], kinds={"root": DIR, "depth": COUNT}, help={
     "root": "a directory to search (repeatable; default: [discover] roots, else the inventory's directory)",
     "depth": "how many directory levels to descend (default 4)",
     "write": "add the projects found to inventory.toml (comments and formatting kept)",
 })
-@boundary
 def discover(c: Any, root: Any = None, depth: int = 4, write: bool = False, check: bool = False,
              json: bool = False) -> None:
     """Find Jupyter projects on disk that are not in the inventory yet."""
@@ -181,7 +173,7 @@ def discover(c: Any, root: Any = None, depth: int = 4, write: bool = False, chec
     inv = load(reporter)
     roots = list(root or inv.discover_roots or [str(inv.source.parent)])
     roots = [r if os.path.isabs(os.path.expanduser(r)) else str(inv.source.parent / r) for r in roots]
-    found = host_discover.discover(roots, depth=number(depth, "depth", int, 1))
+    found = host_discover.discover(roots, depth=depth)
     known = {p.path for p in inv.projects.values() if p.host == LOCAL}
     new = [f for f in found if f["path"] not in known]
     added = inventory_edit.add_projects(inv, [f["path"] for f in new]) if write and not check else {}

@@ -11,34 +11,32 @@ from invoke.exceptions import Exit
 from .. import transport
 from ..errors import UsageError
 from ..report import redact
-from .common import Run, boundary, lc_task, number, prepare, run_action
+from .common import Run, lc_task, prepare, run_action
+from .flags import LINES, PORT, SECONDS
 
 _PORT = "use exactly this port (fails clearly if it is taken)"
 _TOKEN = "include the URL with its token in the output"
 
 
 @lc_task()
-@boundary
 def bootstrap(c: Any, name: str, tag: Any = None, host: str | None = None,
               check: bool = False, json: bool = False) -> None:
     """Create the venv, install requirements, register the kernel, isolate Jupyter dirs."""
     run_action(c, "bootstrap", name, tag, host, {"check": check}, json)
 
 
-@lc_task(help={
+@lc_task(kinds={"port": PORT}, help={
     "port": _PORT,
     "foreground": "stay attached and stream the log; Ctrl-C stops the server cleanly",
     "no_open": "do not open a browser (it is only opened when interactive, for one project)",
     "show_token": _TOKEN,
 })
-@boundary
 def start(c: Any, name: str, port: int | None = None, foreground: bool = False, no_open: bool = False,
           tag: Any = None, host: str | None = None, check: bool = False, json: bool = False,
           show_token: bool = False) -> None:
     """Start the Jupyter server in the background and wait until it answers."""
     if foreground and (json or check):
         raise UsageError("--foreground cannot be combined with --json or --check")
-    port = number(port, "port", int, 1)
     results = run_action(c, "start", name, tag, host,
                          {"check": check, "port": port, "foreground": foreground}, json, show_token,
                          single="--foreground" if foreground else ("--port" if port else None),
@@ -49,29 +47,26 @@ def start(c: Any, name: str, port: int | None = None, foreground: bool = False, 
         webbrowser.open(started[0].secret["token_url"])
 
 
-@lc_task(help={"timeout": "seconds from the graceful request to SIGKILL (default: the project's stop_timeout)"})
-@boundary
+@lc_task(kinds={"timeout": SECONDS},
+         help={"timeout": "seconds from the graceful request to SIGKILL (default: the project's stop_timeout)"})
 def stop(c: Any, name: str, timeout: float | None = None, tag: Any = None, host: str | None = None,
          check: bool = False, json: bool = False) -> None:
     """Stop the server: graceful shutdown, SIGKILL after the timeout, leftover kernels reaped."""
-    timeout = number(timeout, "timeout", float)
     run_action(c, "stop", name, tag, host, {"check": check, "timeout": timeout}, json)
 
 
-@lc_task(help={"port": _PORT, "timeout": "stop timeout in seconds", "show_token": _TOKEN})
-@boundary
+@lc_task(kinds={"port": PORT, "timeout": SECONDS},
+         help={"port": _PORT, "timeout": "stop timeout in seconds", "show_token": _TOKEN})
 def restart(c: Any, name: str, port: int | None = None, timeout: float | None = None, tag: Any = None,
             host: str | None = None, check: bool = False, json: bool = False, show_token: bool = False) -> None:
     """Stop, then start."""
-    port, timeout = number(port, "port", int, 1), number(timeout, "timeout", float)
     run_action(c, "restart", name, tag, host, {"check": check, "port": port, "timeout": timeout}, json,
                show_token, single="--port" if port else None)
 
 
-@lc_task(short={"follow": "f", "lines": "n"},
+@lc_task(short={"follow": "f", "lines": "n"}, kinds={"lines": LINES},
          help={"follow": "keep printing new lines until Ctrl-C", "lines": "how many lines to show (default 50)",
                "show_token": "do not hide tokens in the log text"})
-@boundary
 def logs(c: Any, name: str, follow: bool = False, lines: int = 50, tag: Any = None,
          host: str | None = None, json: bool = False, show_token: bool = False) -> None:
     """Show the last lines of the server log, or follow it."""

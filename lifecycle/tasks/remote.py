@@ -14,7 +14,8 @@ from .. import transport
 from ..errors import EXIT_UNREACHABLE, LifecycleError, UsageError
 from ..inventory import LOCAL, load_inventory
 from ..specs import project_spec
-from .common import boundary, lc_task, number, prepare
+from .common import lc_task, prepare
+from .flags import HOST, PORT
 
 
 def _free_local_port() -> int:
@@ -27,11 +28,10 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-@lc_task(name="open", help={
+@lc_task(name="open", kinds={"local_port": PORT}, help={
     "no_browser": "only print the URL (and keep the tunnel); do not start a browser",
     "local_port": "local port for the tunnel to a remote server (default: a free one)",
 })
-@boundary
 def open_(c: Any, name: str, no_browser: bool = False, local_port: int | None = None, tag: Any = None,
           host: str | None = None) -> None:
     """Open a project's Lab in the browser; for a remote project through an SSH tunnel kept until Ctrl-C."""
@@ -56,7 +56,7 @@ def open_(c: Any, name: str, no_browser: bool = False, local_port: int | None = 
         return
     from ..ssh import HostUnreachable, connect
 
-    port = number(local_port, "local-port", int, 1) or _free_local_port()
+    port = local_port or _free_local_port()
     remote_ip = "127.0.0.1" if project.ip in ("0.0.0.0", "", "*") else project.ip
     try:
         conn = connect(inv.hosts[project.host])
@@ -79,8 +79,7 @@ def open_(c: Any, name: str, no_browser: bool = False, local_port: int | None = 
         conn.close()
 
 
-@lc_task(help={"host": "the inventory host whose key to record"})
-@boundary
+@lc_task(kinds={"host": HOST}, help={"host": "the inventory host whose key to record"})
 def trust(c: Any, host: str) -> None:
     """Record a host's SSH key in known_hosts after you have checked its fingerprint (first contact only)."""
     from ..ssh import HostUnreachable, connect, known_hosts_file
