@@ -229,10 +229,40 @@ def orphans_table(rows: list[dict[str, Any]], width: int = 70) -> str:
     return _table(body, ["HOST", "KIND", "PID", "PROJECT", "UPTIME", "MEMORY", "COMMAND"])
 
 
+def which_found(doc: dict[str, Any]) -> str:
+    """One sentence for what ``which`` found, including that nothing holds the target."""
+    project = doc.get("project")
+    owner = f"project {project}" if project else "no project"
+    server = doc.get("url") is not None or doc.get("tracked") is not None
+    untracked = " (no pid file tracks it)" if doc.get("tracked") is False and project else ""
+    ranges = doc.get("range") or []
+    in_range = f"in the range of {', '.join(ranges)}" if ranges else "outside every project's range"
+    if doc.get("kind") == "port":
+        if doc.get("pid") is None:
+            return f"free, {in_range}"
+        if server:
+            return f"the Jupyter server of {owner}{untracked}"
+        return f"used by {doc.get('process') or 'a process'} (pid {doc['pid']}), not a Jupyter server; {in_range}"
+    if doc.get("kind") == "pid":
+        role = doc.get("role")
+        if role == "server":
+            return f"the Jupyter server of {owner}{untracked}"
+        if doc.get("orphan"):
+            return f"an orphan kernel (its server is gone) of {owner}"
+        if server:
+            what = "a kernel" if role == "kernel" else f"{doc.get('process') or 'a process'}"
+            return f"{what} under the Jupyter server of {owner}"
+        return f"{'a kernel' if role == 'kernel' else doc.get('process') or 'a process'}, not under any Jupyter server"
+    if project is None:
+        return "no project" + ("; inside the root of the Jupyter server below" if server else
+                               ", and no Jupyter server's root holds it")
+    return f"in {owner}" + ("; its server:" if server else f"; {project} is not running")
+
+
 def which_text(doc: dict[str, Any]) -> str:
     keys = ["target", "kind", "host", "project", "role", "process", "pid", "port", "url", "token_url", "started",
             "tracked", "orphan", "range"]
-    lines = []
+    lines = [f"{'found:':<11} {which_found(doc)}"]
     for key in keys:
         if key in doc and doc[key] not in (None, [], ""):
             value = ", ".join(doc[key]) if isinstance(doc[key], list) else doc[key]

@@ -129,7 +129,7 @@ def test_kinds_refuse_odd_values(kind: flags.Kind, value: Any) -> None:
 
 def test_python_api_gets_the_same_checks(tmp_path: Path) -> None:
     """Calling a task object directly (as `inv` does) converts and checks too."""
-    from invoke import Context
+    from invoke.context import Context
     from invoke.exceptions import Exit
 
     with pytest.raises(Exit) as err:

@@ -114,7 +114,8 @@ def test_status_ports_orphans_which_then_kill_orphans(scene: Scene) -> None:
 
     which_port = ws.json("which", str(b[1]))
     assert (which_port["kind"], which_port["project"], which_port["pid"]) == ("port", "p1", scene.tracked["p1"])
-    assert which_port["url"] == f"http://127.0.0.1:{b[1]}/lab" and "token=" in which_port["token_url"]
+    assert which_port["url"] == f"http://127.0.0.1:{b[1]}/lab" and "token_url" not in which_port
+    assert "token=" in ws.json("which", str(b[1]), "--show-token")["token_url"]
     which_kernel = ws.json("which", f"pid:{scene.orphan_kernel}")
     assert (which_kernel["kind"], which_kernel["role"], which_kernel["project"], which_kernel["orphan"]) == (
         "pid", "kernel", "p3", True)

@@ -115,7 +115,8 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         return _actions([result])
     if op == "which":
         try:
-            return which.which(str(opts.get("target", "")), known, survey(known), ctx.host)
+            return which.which(str(opts.get("target", "")), known, survey(known), ctx.host,
+                               show_token=bool(opts.get("show_token")))
         except which.WhichError as exc:
             return {"version": PROTOCOL, "error": str(exc)}
     if op == "logs":

@@ -34,7 +34,8 @@ def _server_of(pid: int, found: Survey) -> Optional[int]:
     return None
 
 
-def _describe_server(doc: Dict[str, Any], pid: int, found: Survey, specs: Dict[str, ProjectSpec]) -> None:
+def _describe_server(doc: Dict[str, Any], pid: int, found: Survey, specs: Dict[str, ProjectSpec],
+                     show_token: bool) -> None:
     entry = found.server(pid)
     if entry is None:
         return
@@ -47,12 +48,13 @@ def _describe_server(doc: Dict[str, Any], pid: int, found: Survey, specs: Dict[s
         app = specs[entry.project].app if entry.project in specs else "lab"
         doc["port"] = info.port
         doc["url"] = f"{info.api_base}/{APP_PATHS.get(app, 'lab')}"
-        # The token is the server owner's secret: give it to that user only.
-        if info.token and owned_by_me(entry.view.proc):
+        # The token is the server owner's secret: only when asked for, and to that user only.
+        if show_token and info.token and owned_by_me(entry.view.proc):
             doc["token_url"] = f"{doc['url']}?token={info.token}"
 
 
-def which(target: str, known: List[ProjectSpec], found: Survey, host: str) -> Dict[str, Any]:
+def which(target: str, known: List[ProjectSpec], found: Survey, host: str,
+          show_token: bool = False) -> Dict[str, Any]:
     specs = {s.name: s for s in known}
     roots = found.roots()
     doc: Dict[str, Any] = {"version": 1, "target": target, "kind": None, "project": None, "host": host,
@@ -69,8 +71,12 @@ def which(target: str, known: List[ProjectSpec], found: Survey, host: str) -> Di
             kind = "port"
         else:
             raise WhichError(f"nothing listens on port {number} and no process has pid {number}")
+    if not target.strip():
+        raise WhichError("which needs a port, a pid or a path, not an empty string")
     if kind and not value.isdigit():
         raise WhichError(f"{kind}: needs a number, got {value!r}")
+    if kind == "port" and not 0 < int(value) <= 65535:
+        raise WhichError(f"port: {value} is not a port number (1-65535)")
     if kind == "port":
         doc.update(kind="port", port=int(value))
         pids = [p for p in listeners().get(int(value), []) if p is not None]
@@ -83,7 +89,7 @@ def which(target: str, known: List[ProjectSpec], found: Survey, host: str) -> Di
         if server is None:
             doc.update(pid=pids[0], process=_name(found.snapshot.get(pids[0])))
             return doc
-        _describe_server(doc, server, found, specs)
+        _describe_server(doc, server, found, specs, show_token)
         return doc
     if kind == "pid":
         pid = int(value)
@@ -94,7 +100,7 @@ def which(target: str, known: List[ProjectSpec], found: Survey, host: str) -> Di
         doc.update(kind="pid", process=_name(proc),
                    role="server" if server == pid else ("kernel" if is_kernel_proc(proc) else "other"))
         if server is not None:
-            _describe_server(doc, server, found, specs)
+            _describe_server(doc, server, found, specs, show_token)
         else:
             kernel = next((k for k in found.orphan_kernels if k.proc.pid == pid), None)
             doc.update(pid=pid, started=iso(proc.create_time), project=kernel.project if kernel else None,
@@ -107,13 +113,13 @@ def which(target: str, known: List[ProjectSpec], found: Survey, host: str) -> Di
     if doc["project"] is not None:
         tracking = found.tracking[doc["project"]]
         if tracking.server is not None:
-            _describe_server(doc, tracking.server.pid, found, specs)
+            _describe_server(doc, tracking.server.pid, found, specs, show_token)
         return doc
     # Outside every project: the deepest server whose root holds the path.
     holders = [s for s in found.servers if s.view.info and inside(path, s.view.info.root_dir)]
     if holders:
         best = max(holders, key=lambda s: len(s.view.info.root_dir) if s.view.info else 0)
-        _describe_server(doc, best.pid, found, specs)
+        _describe_server(doc, best.pid, found, specs, show_token)
     return doc
 
 

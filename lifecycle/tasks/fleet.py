@@ -117,16 +117,22 @@ def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout
     _done(run)
 
 
-@lc_task(kinds={"target": TARGET}, help={"target": "a port, a pid, or a path (force the kind with port:N or pid:N)"})
-def which(c: Any, target: str, host: str | None = None, json: bool = False) -> None:
-    """Who owns a port, a pid or a path: project, server, URL (with token, for its owner), uptime."""
+@lc_task(kinds={"target": TARGET}, help={
+    "target": "a port, a pid, or a path (force the kind with port:N or pid:N)",
+    "host": "ask this inventory host instead of this machine",
+    "show_token": "include the server's login URL with its token (yours only)",
+})
+def which(c: Any, target: str, host: str | None = None, json: bool = False, show_token: bool = False) -> None:
+    """Who owns a port, a pid or a path: project, server, URL, uptime; or that nothing does."""
     run = query(c, "which", None, None, host or (None if getattr(c, "host", None) else LOCAL),
-                {"target": target}, json, show_token=True)
+                {"target": target, "show_token": show_token}, json, show_token)
     if run.unreachable:
         _done(run)
     doc = next(iter(run.answered.values()))
     if "error" in doc:
         raise UsageError(doc["error"])
+    if not show_token:
+        doc.pop("token_url", None)  # a host layer that gave it anyway
     if json:
         run.reporter.json(doc)
     else:
