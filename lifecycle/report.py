@@ -63,6 +63,9 @@ class Reporter:
         self.task = task
         self.as_json = as_json
         self.show_token = show_token
+        # A result that carries a login URL (start) prints it on a line of its own: with --show-token,
+        # and once for --foreground, whose streamed log keeps the token hidden.
+        self.show_login = show_token
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._lock = threading.Lock()
@@ -81,6 +84,8 @@ class Reporter:
                 r = Result.from_dict(event["result"])
                 line = result_line(r, self.task)
                 line = line if self.show_token else redact(line)
+                if self.show_login and r.secret.get("token_url"):
+                    line += f"\n    login URL: {r.secret['token_url']}"
                 print(paint(line, r.status, self.out), file=self.out, flush=True)
             elif kind == "log" and not self.as_json:
                 self._clear_progress()

@@ -157,7 +157,10 @@ def stop_all(c: Any, force: bool = False, include_unmanaged: bool = False, timeo
     run_action(c, "stop-all", only, tag, host, options, json, label="stop")
 
 
-@lc_task(kinds={"forks": COUNT}, help={"forks": _ALL_HELP["forks"], "show_token": "include URLs with their tokens"})
+@lc_task(kinds={"forks": COUNT}, help={
+    "forks": _ALL_HELP["forks"],
+    "show_token": "print each login URL with its token (in --json: token_url)",
+})
 def start_all(c: Any, forks: int = 8, only: str | None = None, tag: Any = None, host: str | None = None,
               check: bool = False, json: bool = False, show_token: bool = False) -> None:
     """Start every selected project in parallel."""

@@ -15,7 +15,7 @@ from .common import Run, lc_task, prepare, run_action
 from .flags import LINES, PORT, SECONDS
 
 _PORT = "use exactly this port (fails clearly if it is taken)"
-_TOKEN = "include the URL with its token in the output"
+_TOKEN = "print the login URL with its token (in --json: token_url)"
 
 
 @lc_task()
@@ -27,7 +27,8 @@ def bootstrap(c: Any, name: str, tag: Any = None, host: str | None = None,
 
 @lc_task(kinds={"port": PORT}, help={
     "port": _PORT,
-    "foreground": "stay attached and stream the log; Ctrl-C stops the server cleanly",
+    "foreground": "stay attached and stream the log (tokens hidden; the login URL is printed once); "
+                  "Ctrl-C stops the server cleanly",
     "no_open": "do not open a browser (it is only opened when interactive, for one project)",
     "show_token": _TOKEN,
 })
@@ -40,7 +41,7 @@ def start(c: Any, name: str, port: int | None = None, foreground: bool = False, 
     results = run_action(c, "start", name, tag, host,
                          {"check": check, "port": port, "foreground": foreground}, json, show_token,
                          single="--foreground" if foreground else ("--port" if port else None),
-                         local_only="--foreground" if foreground else None)
+                         local_only="--foreground" if foreground else None, show_login=foreground)
     started = [r for r in results if r.action == "start" and r.secret.get("token_url")]
     if (len(started) == 1 and not foreground and not no_open and not json and not check
             and started[0].host == "local" and sys.stdout.isatty() and sys.stdin.isatty()):
