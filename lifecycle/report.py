@@ -234,6 +234,38 @@ def orphans_table(rows: list[dict[str, Any]], width: int = 70) -> str:
     return _table(body, ["HOST", "KIND", "PID", "PROJECT", "UPTIME", "MEMORY", "COMMAND"])
 
 
+def config_toml(doc: dict[str, Any], tokens_shown: bool) -> str:
+    """The config document as TOML: a valid inventory (tomlkit writes the quoting), null keys left out."""
+    import tomlkit  # deferred: only config needs it
+
+    def table(values: dict[str, Any]) -> Any:
+        out = tomlkit.table()
+        for key, value in values.items():
+            if value is None:
+                continue  # TOML has no null: an unset key is simply absent
+            if isinstance(value, dict):
+                inline = tomlkit.inline_table()
+                inline.update(value)
+                value = inline
+            out.add(key, value)
+        return out
+
+    text = tomlkit.document()
+    text.add(tomlkit.comment(f"jupyter-lifecycle config: {doc['source']} with every default applied"))
+    if not tokens_shown:
+        text.add(tomlkit.comment("tokens and passwords in env and args show as <hidden> (--show-token shows them)"))
+    text.add(tomlkit.nl())
+    text.add("defaults", table(doc["defaults"]))
+    for section in ("hosts", "projects"):
+        if doc[section]:
+            group = tomlkit.table(is_super_table=True)
+            for name, entry in doc[section].items():
+                group.add(name, table(entry))
+            text.add(section, group)
+    text.add("discover", table(doc["discover"]))
+    return str(tomlkit.dumps(text))
+
+
 def which_found(doc: dict[str, Any]) -> str:
     """One sentence for what ``which`` found, including that nothing holds the target."""
     project = doc.get("project")

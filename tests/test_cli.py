@@ -47,7 +47,7 @@ def test_config_json_shape(ws: Workspace) -> None:
     ws.extra_toml = '[defaults]\nstop_timeout = 3\n[hosts.box]\naddress = "me@box"\n'
     ws.project("alpha", tags=["t"])
     doc = ws.json("config")
-    assert set(doc) == {"version", "source", "defaults", "hosts", "projects"}
+    assert set(doc) == {"version", "source", "defaults", "hosts", "projects", "discover"}
     assert doc["source"] == str(ws.inventory)
     assert doc["defaults"]["stop_timeout"] == 3
     assert doc["hosts"]["box"]["address"] == "me@box"

@@ -8,10 +8,11 @@ from typing import Any
 from invoke.exceptions import Exit
 
 from .. import inventory_edit
+from ..config_doc import config_document
 from ..errors import UsageError
 from ..host import discover as host_discover
 from ..inventory import LOCAL
-from ..report import Reporter, orphans_table, ports_table, redact, which_text
+from ..report import Reporter, config_toml, orphans_table, ports_table, redact, which_text
 from .common import Run, lc_task, load, prepare, query, run_action
 from .flags import COUNT, DIR, SECONDS, TARGET
 
@@ -52,27 +53,16 @@ def status(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
     _done(run)
 
 
-@lc_task()
-def config(c: Any, only: str | None = None, tag: Any = None, host: str | None = None, json: bool = False) -> None:
-    """The resolved inventory (defaults applied) and the file it came from."""
+@lc_task(help={"show_token": "show tokens and passwords set in env and args (hidden otherwise)"})
+def config(c: Any, only: str | None = None, tag: Any = None, host: str | None = None, json: bool = False,
+           show_token: bool = False) -> None:
+    """The resolved inventory (defaults applied) as TOML, and the file it came from."""
     reporter, inv, projects = prepare(c, "config", only, tag, host, json)
-    chosen = {p.name for p in projects}
-    doc = inv.to_dict()
-    doc["projects"] = {n: p for n, p in doc["projects"].items() if n in chosen}
+    doc = config_document(inv, [p.name for p in projects], show_token)
     if json:
         reporter.json(doc)
-        return
-    print(f"inventory: {doc['source']}")
-    print("defaults:")
-    for key, value in doc["defaults"].items():
-        print(f"  {key} = {value!r}")
-    for name, h in doc["hosts"].items():
-        print(f"host {name}: " + ", ".join(f"{k}={v!r}" for k, v in h.items() if v is not None and k != "name"))
-    for name, p in doc["projects"].items():
-        print(f"project {name}:")
-        for key, value in p.items():
-            if key != "name":
-                print(f"  {key} = {value!r}")
+    else:
+        print(config_toml(doc, show_token), end="")
 
 
 @lc_task()
