@@ -222,12 +222,75 @@ def ports_table(rows: list[dict[str, Any]]) -> str:
     return _table(body, ["HOST", "PORT", "STATE", "PROJECT", "PID", "PROCESS", "RANGE OF"])
 
 
-def orphans_table(rows: list[dict[str, Any]], width: int = 70) -> str:
+# Words of a Jupyter command line worth keeping when it has to be shortened: the port and the root dir.
+_TELLING = re.compile(r"^--(?:[\w-]+\.)*(?:port|root_dir|notebook_dir|notebook-dir)(=|$)")
+
+
+def _middle(word: str, width: int) -> str:
+    """``word`` cut in its middle to ``width``, keeping more of its end (a path's last directories)."""
+    if len(word) <= width:
+        return word
+    head = (width - 1) // 4 if width >= 24 else 0  # short: the end alone says more ('…/bin/python')
+    return word[:head] + "…" + word[len(word) - (width - 1 - head):]
+
+
+def _shrink(word: str, width: int) -> str:
+    """``word`` made at most ``width`` long if it can be: ``--ServerApp.root_dir=/a/b/c`` becomes
+    ``--…root_dir=/a…/b/c`` (option name shortened first, then the value in its middle)."""
+    if word.startswith("--") and "=" in word:
+        key, value = word.split("=", 1)
+        if "." in key and len(word) > width:
+            key = "--…" + key.rsplit(".", 1)[1]
+        room = width - len(key) - 1
+        return f"{key}={_middle(value, max(room, 8))}"
+    return _middle(word, max(width, 12))
+
+
+def fit_command(command: str, width: int) -> str:
+    """A command line shortened to ``width`` so that what identifies a server stays visible.
+
+    Kept: the program, the script or ``-m module``, the port and the root dir (and a kernel's ``-f``
+    connection file); the rest is elided (``…``). Then the program's path, the script's and the
+    longest words lose their middles, so a root dir keeps its last directories.
+    """
+    if len(command) <= width:
+        return command
+    words = command.split(" ")
+    keep = {0}
+    script = len(words) > 1 and not words[1].startswith("-")
+    if script:
+        keep.add(1)  # python /path/to/jupyter-lab ...
+    for i, word in enumerate(words):
+        telling = _TELLING.match(word)
+        if word in ("-m", "-f") or (telling and not telling.group(1)):
+            keep.update({i, i + 1})  # the flag and its separate value
+        elif telling:
+            keep.add(i)
+    parts: list[str] = []
+    last = -1
+    for i in sorted(k for k in keep if k < len(words)):
+        if i != last + 1:
+            parts.append("…")
+        parts.append(words[i])
+        last = i
+    if last != len(words) - 1:
+        parts.append("…")
+    # The interpreter's and the script's directories say least; then the longest words give way.
+    order = [0] + ([1] if script else []) + sorted(range(2 if script else 1, len(parts)), key=lambda i: -len(parts[i]))
+    for i in order:
+        excess = len(" ".join(parts)) - width
+        if excess <= 0:
+            break
+        parts[i] = _shrink(parts[i], len(parts[i]) - excess)
+    return _middle(" ".join(parts), width)
+
+
+def orphans_table(rows: list[dict[str, Any]], width: int | None = None) -> str:
+    """The orphans as a table; ``width`` bounds the command column (None: as long as it is)."""
     body = []
     for r in rows:
         command = redact(r.get("cmdline") or "")
-        if len(command) > width:
-            command = command[: width - 1] + "…"
+        command = fit_command(command, width) if width else command
         owner = "" if r.get("mine", True) else " (other user)"
         body.append([r["host"], r["kind"] + owner, r["pid"], r.get("project") or "(none)", uptime(r.get("started")),
                      mib(r.get("rss_bytes")), command])

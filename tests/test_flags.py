@@ -135,3 +135,16 @@ def test_python_api_gets_the_same_checks(tmp_path: Path) -> None:
     with pytest.raises(Exit) as err:
         namespace["logs"](Context(), "alpha", lines="x")
     assert err.value.code == 2 and "-n/--lines" in str(err.value.message)
+
+
+@pytest.mark.parametrize("flags_given,message", [
+    (["--check"], "--check only applies with --kill"),
+    (["--include-unmanaged", "--timeout", "3"], "--include-unmanaged, --timeout only apply with --kill"),
+])
+def test_orphans_flags_that_need_kill(flags_given: list[str], message: str, ws: Workspace) -> None:
+    """`orphans --check` looked like a dry run of something; without --kill there is nothing to check."""
+    ws.project("alpha")
+    proc = ws.cli("orphans", *flags_given)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith(f"error: {message}: orphans without --kill only lists them"), proc.stderr
+    assert ws.cli("orphans", "--kill", "--check", "--only", "alpha").returncode == 0

@@ -127,6 +127,9 @@ def test_status_ports_orphans_which_then_kill_orphans(scene: Scene) -> None:
 
     table = ws.cli("orphans")
     assert "(none)" in table.stdout and "kernel" in table.stdout
+    # A long command is cut in the middle: the hand-started server's port and root dir stay visible.
+    by_hand = next(line for line in table.stdout.splitlines() if f" {scene.untracked.pid} " in line)
+    assert f"--port={b[3]}" in by_hand and "projects/p2" in by_hand, by_hand
 
     killed = ws.json("orphans", "--kill")
     by_pid = {r["facts"]["pid"]: r for r in killed["results"] if r.get("facts")}
@@ -208,7 +211,7 @@ def test_start_all_check_and_selection(ws: Workspace) -> None:
     only = ws.json("start-all", "--tag", "x")
     assert [r["project"] for r in only["results"]] == ["a1"]
     empty = ws.cli("stop-all", "--tag", "nope")
-    assert empty.returncode == 2 and "no project matches tag ['nope']" in empty.stderr
+    assert empty.returncode == 2 and "no project has tag 'nope'; tags: x" in empty.stderr
     assert ws.json("stop-all")["recap"]["local"]["changed"] == 1
 
 

@@ -6,8 +6,10 @@ import io
 import json
 from typing import Any
 
+import pytest
+
 from lifecycle.host.results import Result
-from lifecycle.report import Reporter, exit_code, status_table, uptime
+from lifecycle.report import Reporter, exit_code, fit_command, orphans_table, status_table, uptime
 
 
 class Tty(io.StringIO):
@@ -72,3 +74,50 @@ def test_status_table_sorted_and_humane() -> None:
     assert lines[2].startswith("a ") and lines[3].startswith("b ")
     assert "running*" in lines[3] and "2 (1 busy)" in lines[3] and "300 MiB" in lines[3]
     assert uptime("2026-01-01T00:00:00+00:00", now=1767225600 + 3725) == "1h02m"
+
+
+SERVER = ("/tmp/pytest-of-root/pytest-12/session0/jlc0/venv/bin/python -m jupyterlab --no-browser "
+          "--ip=127.0.0.1 --port=28705 --ServerApp.port_retries=0 "
+          "--ServerApp.root_dir=/tmp/pytest-of-root/pytest-12/test_status0/projects/p2 --allow-root "
+          "--ServerApp.iopub_data_rate_limit=1e10")
+BY_HAND = ("/home/al/venv/bin/python /usr/local/bin/jupyter-lab --no-browser --port 8890 --ip=127.0.0.1 "
+           "--notebook-dir=/home/al/code/autoresearch-quantum/notebooks")
+KERNEL = ("/home/al/code/quantum/.venv/bin/python -m ipykernel_launcher -f "
+          "/home/al/code/quantum/.jupyter_runtime/kernel-3b2f9c1e-aaaa-bbbb-cccc-1234567890ab.json")
+
+
+@pytest.mark.parametrize("width", [70, 90, 120])
+@pytest.mark.parametrize("command,visible", [
+    (SERVER, ["python", "-m jupyterlab", "--port=28705", "projects/p2"]),
+    (BY_HAND, ["jupyter-lab", "--port 8890", "notebooks"]),
+    (KERNEL, ["-m ipykernel_launcher", "-f", "1234567890ab.json"]),
+])
+def test_commands_are_cut_in_the_middle_keeping_port_and_root(command: str, visible: list[str], width: int) -> None:
+    shown = fit_command(command, width)
+    assert len(shown) <= width and "…" in shown
+    assert all(v in shown for v in visible), shown
+
+
+def test_short_commands_stay_whole() -> None:
+    assert fit_command("python -m jupyterlab --port=8888", 70) == "python -m jupyterlab --port=8888"
+
+
+def test_orphans_table_shows_port_and_root_of_a_long_command() -> None:
+    row = {"host": "local", "kind": "server", "pid": 42, "project": None, "started": None, "rss_bytes": None,
+           "cmdline": SERVER + " --IdentityProvider.token=abcdef0123456789"}
+    table = orphans_table([row], width=70)
+    assert "--port=28705" in table and "projects/p2" in table and "abcdef0123456789" not in table
+
+
+@pytest.mark.parametrize("show_token,show_login,expected", [
+    (False, False, None), (True, True, "http://h/lab?token=sekrit0123456789"),
+    (False, True, "http://h/lab?token=sekrit0123456789"),
+])
+def test_login_url_line(show_token: bool, show_login: bool, expected: str | None) -> None:
+    out = io.StringIO()
+    reporter = Reporter("start", show_token=show_token, out=out, err=io.StringIO())
+    reporter.show_login = show_login
+    reporter.event({"event": "result", "result": result("changed", msg="started on http://h/lab pid 1").to_dict()})
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "changed: [local] p: started on http://h/lab pid 1"
+    assert lines[1:] == ([f"    login URL: {expected}"] if expected else [])

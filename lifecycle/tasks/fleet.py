@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from typing import Any
 
 from invoke.exceptions import Exit
@@ -80,12 +82,18 @@ def ports(c: Any, only: str | None = None, tag: Any = None, host: str | None = N
 @lc_task(kinds={"timeout": SECONDS}, help={
     "kill": "stop the orphans of projects (graceful, then forceful) and terminate orphan kernels",
     "include_unmanaged": "with --kill, also stop servers that lie in no project",
-    "timeout": "seconds from the graceful request to SIGKILL (default 10)",
+    "timeout": "with --kill, seconds from the graceful request to SIGKILL (default 10)",
+    "check": "with --kill, say what would be stopped and stop nothing",
 })
 def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout: float | None = None,
             only: str | None = None, tag: Any = None, host: str | None = None, check: bool = False,
             json: bool = False) -> None:
     """Jupyter servers no pid file tracks, and kernels whose server is gone."""
+    stray = [flag for flag, given in (("--check", check), ("--include-unmanaged", include_unmanaged),
+                                      ("--timeout", timeout is not None)) if given]
+    if stray and not kill:
+        raise UsageError(f"{', '.join(stray)} only {'applies' if len(stray) == 1 else 'apply'} with --kill: "
+                         "orphans without --kill only lists them and changes nothing")
     narrowed = bool(only or tag)
     if kill:
         run_action(c, "orphans", only, tag, host,
@@ -101,7 +109,9 @@ def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout
     if json:
         run.reporter.json({"version": 1, "orphans": rows, "unreachable": run.unreachable})
     elif rows:
-        print(orphans_table(rows))
+        # On a terminal the command is cut to what is left of its width; piped, it stays whole for grep.
+        columns = shutil.get_terminal_size((0, 0)).columns if sys.stdout.isatty() else 0
+        print(orphans_table(rows, max(70, columns - 60) if columns else None))
     else:
         print("no orphans")
     _done(run)
