@@ -13,8 +13,9 @@ from typing import Any, TextIO
 
 from .host.results import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE, Result
 
-# Jupyter prints its token in URLs; logs and failure messages pass through this.
-_TOKEN_RE = re.compile(r"(token=)[0-9A-Za-z_\-]{8,}")
+# Jupyter prints its token in URLs; logs, command lines and failure messages pass through this. Passwords
+# (hashed ones too: argon2:$argon2id$...) and secrets given as server options are credentials as well.
+_TOKEN_RE = re.compile(r"((?:token|password|secret)=)[^\s&\"'<]{8,}", re.I)
 _COLORS = {OK: "32", CHANGED: "33", FAILED: "31", SKIPPED: "36", UNREACHABLE: "31"}
 
 
@@ -28,7 +29,7 @@ def paint(text: str, status: str, stream: TextIO) -> str:
 
 
 def redact(text: str) -> str:
-    """Hide tokens (``token=…``) unless the user asked to see them."""
+    """Hide tokens (``token=…``, ``password=…``, ``secret=…``) unless the user asked to see them."""
     return _TOKEN_RE.sub(r"\1<hidden>", text)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lifecycle.host.results import Result
-from lifecycle.report import Reporter, exit_code, fit_command, orphans_table, status_table, uptime
+from lifecycle.report import Reporter, exit_code, fit_command, orphans_table, redact, status_table, uptime
 
 
 class Tty(io.StringIO):
@@ -121,3 +121,15 @@ def test_login_url_line(show_token: bool, show_login: bool, expected: str | None
     lines = out.getvalue().splitlines()
     assert lines[0] == "changed: [local] p: started on http://h/lab pid 1"
     assert lines[1:] == ([f"    login URL: {expected}"] if expected else [])
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("--IdentityProvider.token=abcdef012345", "--IdentityProvider.token=<hidden>"),
+    ("--ServerApp.password=argon2:$argon2id$v=19$m=10240,t=10,p=8$abc", "--ServerApp.password=<hidden>"),
+    ("--ServerApp.cookie_secret=0123456789abcdef", "--ServerApp.cookie_secret=<hidden>"),
+    ("--ServerApp.password_required=True", "--ServerApp.password_required=True"),
+    ("/lab?token=0123456789abcdef&x=1", "/lab?token=<hidden>&x=1"),
+    ("token=<hidden>", "token=<hidden>"),
+])
+def test_redact_credentials_in_command_lines(text: str, expected: str) -> None:
+    assert redact(text) == expected
