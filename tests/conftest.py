@@ -194,6 +194,19 @@ def ws(tmp_path: Path, shared_venv: Path, session_root: Path) -> Iterator[Worksp
 
 
 @pytest.fixture
+def lone_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Project 'alpha' in an inventory of its own, without venv or port block: for command lines that
+    must be refused before anything runs (were one to run, it would fail at once for want of a venv)."""
+    path = tmp_path / "projects" / "alpha"
+    path.mkdir(parents=True)
+    inventory = tmp_path / "inventory.toml"
+    inventory.write_text(f'[projects.alpha]\npath = "{path}"\nvenv = "{tmp_path / "no-venv"}"\n'
+                         f'port_range = [29990, 29999]\n')
+    monkeypatch.setenv("JLC_INVENTORY", str(inventory))
+    return path
+
+
+@pytest.fixture
 def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Processes a test starts by hand; all are killed and reaped at the end."""
     procs: list[subprocess.Popen[bytes]] = []

@@ -46,15 +46,15 @@ def test_the_matrix_covers_the_flags_the_issue_names() -> None:
     covered = {(t, f) for t, _, f, _ in numeric_flags()}
     assert {("logs", "--lines"), ("stop-all", "--forks"), ("start-all", "--forks"), ("discover", "--depth"),
             ("start", "--port"), ("restart", "--port"), ("stop", "--timeout"), ("restart", "--timeout"),
-            ("stop-all", "--timeout"), ("orphans", "--timeout"), ("open", "--local-port")} <= covered
+            ("stop-all", "--timeout"), ("orphans", "--timeout"), ("open", "--local-port"),
+            ("stop-server", "--timeout")} <= covered
 
 
 @pytest.mark.parametrize("task,positional,flag,value", CASES)
 def test_bad_values_are_one_line_exit_2_and_change_nothing(
-        task: str, positional: str, flag: str, value: str, ws: Workspace,
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    path = ws.project("alpha")
-    monkeypatch.setenv("JLC_INVENTORY", str(ws.inventory))
+        task: str, positional: str, flag: str, value: str, lone_project: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = lone_project
     argv = [task, *positional.split(), flag, value]
     code, out, err = jlc(argv, capsys)
     assert code == 2, (argv, out, err)
@@ -66,7 +66,7 @@ def test_bad_values_are_one_line_exit_2_and_change_nothing(
 
 def test_every_task_is_checked_before_the_first_runs(ws: Workspace, capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """`jlc start a stop a --timeout x` must not start a and then complain."""
+    """`jlc start a stop a --timeout x` must not start a and then complain (a real venv: it would start)."""
     path = ws.project("alpha")
     monkeypatch.setenv("JLC_INVENTORY", str(ws.inventory))
     code, _, err = jlc(["start", "alpha", "stop", "alpha", "--timeout", "x"], capsys)
@@ -74,7 +74,12 @@ def test_every_task_is_checked_before_the_first_runs(ws: Workspace, capsys: pyte
     assert not (path / ".logs").exists()
 
 
-def test_the_short_flag_is_named_as_typed(ws: Workspace) -> None:
+def test_the_short_flag_is_named_as_typed(lone_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    proc = jlc(["logs", "alpha", "-n", "-5"], capsys)
+    assert proc[0] == 2 and proc[2] == "error: -n/--lines: expected a whole number, at least 0, got '-5'\n"
+
+
+def test_the_real_command_line_exits_2(ws: Workspace) -> None:
     ws.project("alpha")
     proc = ws.cli("logs", "alpha", "-n", "-5")
     assert proc.returncode == 2
@@ -97,6 +102,14 @@ def test_good_values_pass(argv: list[str], ws: Workspace, capsys: pytest.Capture
     assert code == 0, err
 
 
+@pytest.mark.parametrize("target", ["", "eighty", "port:99999", "pid:0", "socket:3", "-1"])
+def test_stop_server_targets_are_checked(target: str, lone_project: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = jlc(["stop-server", target], capsys)
+    assert code == 2 and out == "", out
+    assert err.startswith("error: TARGET: expected a server's port or pid"), err
+
+
 @pytest.mark.parametrize("target,message", [
     ("", "expected a port, a pid or a path, not an empty string"),
     ("   ", "expected a port, a pid or a path, not an empty string"),
@@ -106,11 +119,11 @@ def test_good_values_pass(argv: list[str], ws: Workspace, capsys: pytest.Capture
     ("pid:abc", "expected a pid number from 1 to 4194304 after 'pid:'"),
     ("pid:-3", "expected a pid number from 1 to 4194304 after 'pid:'"),
 ])
-def test_which_targets_are_checked(target: str, message: str, ws: Workspace) -> None:
-    ws.project("alpha")
-    proc = ws.cli("which", target)
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith(f"error: TARGET: {message}") and proc.stderr.count("\n") == 1, proc.stderr
+def test_which_targets_are_checked(target: str, message: str, lone_project: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = jlc(["which", target], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: TARGET: {message}") and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("kind,value,expected", [
@@ -141,10 +154,10 @@ def test_python_api_gets_the_same_checks(tmp_path: Path) -> None:
     (["--check"], "--check only applies with --kill"),
     (["--include-unmanaged", "--timeout", "3"], "--include-unmanaged, --timeout only apply with --kill"),
 ])
-def test_orphans_flags_that_need_kill(flags_given: list[str], message: str, ws: Workspace) -> None:
+def test_orphans_flags_that_need_kill(flags_given: list[str], message: str, lone_project: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     """`orphans --check` looked like a dry run of something; without --kill there is nothing to check."""
-    ws.project("alpha")
-    proc = ws.cli("orphans", *flags_given)
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith(f"error: {message}: orphans without --kill only lists them"), proc.stderr
-    assert ws.cli("orphans", "--kill", "--check", "--only", "alpha").returncode == 0
+    code, out, err = jlc(["orphans", *flags_given], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {message}: orphans without --kill only lists them"), err
+    assert jlc(["orphans", "--kill", "--check", "--only", "alpha"], capsys)[0] == 0

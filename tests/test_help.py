@@ -18,12 +18,12 @@ from lifecycle.cli import OPTIONS, REMOTE_OPTIONS
 from lifecycle.tasks import namespace
 from lifecycle.tasks.common import LifecycleTask
 
-from conftest import REPO, Workspace
+from conftest import REPO
 from inprocess import jlc
 
 TASKS = list(namespace.task_names)
 POSITIONAL = {"bootstrap": "NAME", "start": "NAME", "stop": "NAME", "restart": "NAME", "logs": "NAME",
-              "open": "NAME", "which": "TARGET", "trust": "HOST"}
+              "open": "NAME", "which": "TARGET", "trust": "HOST", "stop-server": "TARGET"}
 
 
 @pytest.fixture(autouse=True)
@@ -98,10 +98,9 @@ REFUSED = ["-R", "--dry", "-e", "--echo", "-w", "--warn-only", "-p", "--pty", "-
 
 @pytest.mark.parametrize("flag", REFUSED)
 def test_core_flags_that_do_nothing_here_are_refused_before_anything_runs(
-        flag: str, ws: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        flag: str, lone_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`-R` promised to only echo and really started/stopped servers: now nothing runs."""
-    path = ws.project("alpha")
-    monkeypatch.setenv("JLC_INVENTORY", str(ws.inventory))
+    path = lone_project
     flag_args = flag.split("/", 1) if flag.startswith("-f/") else [flag]
     for argv in ([*flag_args, "start", "alpha"], ["start", "alpha", *flag_args]):
         code, out, err = jlc(argv, capsys)
@@ -110,10 +109,13 @@ def test_core_flags_that_do_nothing_here_are_refused_before_anything_runs(
         assert not (path / ".logs").exists(), "the task ran"
 
 
-def test_dry_run_flag_points_at_check(ws: Workspace) -> None:
-    path = ws.project("alpha")
-    proc = ws.cli("-R", "start", "alpha")
-    assert proc.returncode == 2 and "--check" in proc.stderr and not (path / ".logs").exists()
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lifecycle", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_dry_run_flag_points_at_check(lone_project: Path) -> None:
+    proc = cli("-R", "start", "alpha")
+    assert proc.returncode == 2 and "--check" in proc.stderr and not (lone_project / ".logs").exists()
 
 
 def test_fabric_flags_that_are_ignored_here_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,12 +148,12 @@ def test_mistakes_get_one_line_and_exit_2(argv: list[str], message: str, capsys:
     assert err.startswith(message) and err.count("\n") == 1, err
 
 
-def test_the_installed_spellings_agree(ws: Workspace) -> None:
+def test_the_installed_spellings_agree(lone_project: Path) -> None:
     """`python -m lifecycle` names itself so; the exit status of a mistype is 2 from the real command line."""
-    proc = ws.cli("start", "--help")
+    proc = cli("start", "--help")
     assert proc.returncode == 0 and proc.stdout.startswith("Usage: python -m lifecycle start NAME")
-    assert ws.cli("statsu").returncode == 2
-    version = ws.cli("-V")
+    assert cli("statsu").returncode == 2
+    version = cli("-V")
     assert version.returncode == 0 and version.stdout.startswith("jupyter-lifecycle ")
 
 

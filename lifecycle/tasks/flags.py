@@ -110,6 +110,22 @@ def target(value: Any) -> str:
     return given
 
 
+def server_target(value: Any) -> str:
+    """stop-server's TARGET: a port or a pid, as a number or spelled ``port:N`` / ``pid:N``."""
+    given = str(value).strip()
+    prefix, sep, rest = given.partition(":")
+    if not sep:
+        prefix, rest = "pid", given  # a bare number: a port or a pid, the host decides
+    high = 65535 if prefix == "port" else PID_MAX
+    try:
+        if prefix not in ("port", "pid"):
+            raise BadValue("")
+        integer(1, high)(rest)
+    except BadValue:
+        raise BadValue("expected a server's port or pid: N, port:N (1-65535) or pid:N") from None
+    return given
+
+
 # Linux's PID_MAX_LIMIT; other systems stay below it.
 PID_MAX = 4194304
 PORT = Kind("INT", integer(PORT_LOW, PORT_HIGH))
@@ -123,6 +139,7 @@ TAG = Kind("TAG")
 HOST = Kind("HOST")
 DIR = Kind("DIR", text("a directory"))
 TARGET = Kind("TARGET", target)
+SERVER = Kind("TARGET", server_target)
 
 # Flags every task that has them shares.
 COMMON: dict[str, Kind] = {"name": NAME, "only": PATTERN, "tag": TAG, "host": HOST}

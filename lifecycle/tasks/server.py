@@ -10,27 +10,24 @@ from ..host.results import UNREACHABLE, Result
 from ..inventory import LOCAL
 from ..report import Reporter
 from ..specs import project_spec
-from .common import boundary, context_host, finish, lc_task, load, number
+from .common import context_host, finish, lc_task, load
+from .flags import SECONDS, SERVER
 
 
-@lc_task(help={"target": "the server's port or pid (say port:N or pid:N when a number could be both)",
+@lc_task(kinds={"target": SERVER, "timeout": SECONDS},
+         help={"target": "the server's port or pid (say port:N or pid:N when a number could be both)",
                "host": "the inventory host the server runs on (default: this machine)",
                "timeout": "seconds from the graceful request to SIGKILL (default 10)"})
-@boundary
 def stop_server(c: Any, target: str, host: str | None = None, timeout: float | None = None,
                 check: bool = False, json: bool = False) -> None:
     """Stop one Jupyter server by port or pid, like `jupyter server stop`, kernels reaped."""
-    kind, sep, value = target.partition(":")
-    digits = value if sep and kind in ("port", "pid") else target
-    if not digits.isdigit() or not 0 < int(digits) < 2**22:
-        raise UsageError(f"stop-server needs a port or a pid (port:N, pid:N), got {target!r}")
     reporter = Reporter("stop-server", as_json=json)
     inv, forced = context_host(c, load(reporter))
     where = forced or host or LOCAL
     if where != LOCAL and where not in inv.hosts:
         raise UsageError(f"unknown host {where!r} (known: {', '.join([LOCAL, *inv.hosts])})")
     known = [project_spec(p) for p in inv.projects.values() if p.host == where]
-    options = {"target": target, "check": check, "timeout": number(timeout, "timeout", float)}
+    options = {"target": target, "check": check, "timeout": timeout}
     answer = transport.call(inv, where, transport.build_request("stop-server", where, [], options, known),
                             reporter.event)
     if "unreachable" in answer:
