@@ -136,11 +136,11 @@ def left_after_crash(root: Path, rounds: int) -> tuple[int, int]:
         marker = root / "child.pid"
         client.execute(f"import subprocess,time\np=subprocess.Popen(['sleep','600'])\n"
                        f"open({str(marker)!r},'w').write(str(p.pid))\ntime.sleep(600)\n")
-        wait(lambda: marker.exists() and marker.read_text(), 30)
+        wait(lambda m=marker: m.exists() and m.read_text(), 30)
         client.stop_channels()
         under = [p.pid for p in psutil.Process(pid).children(recursive=True)]
         os.kill(pid, signal.SIGKILL)
-        wait(lambda: not alive(pid), 10)
+        wait(lambda p=pid: not alive(p), 10)
         jlc("stop", "p1")
         survivors = [p for p in under if alive(p)]
         left += len(survivors)
