@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,12 +22,17 @@ GLOB_CHARS = "*?["
 
 
 def _by_cwd(inv: Inventory, cwd: Path) -> Project:
-    here = str(cwd.absolute())
+    # Resolved and compared component-wise: the cwd the OS reports has symlinks resolved, the
+    # inventory's path may not; and /x/p1 must not hold /x/p10.
+    here = os.path.realpath(cwd)
     best: Project | None = None
+    best_root = ""
     for p in inv.projects.values():
-        if p.host == LOCAL and (here == p.path or here.startswith(p.path.rstrip("/") + "/")):
-            if best is None or len(p.path) > len(best.path):
-                best = p
+        if p.host != LOCAL:
+            continue
+        root = os.path.realpath(p.path)
+        if os.path.commonpath([here, root]) == root and len(root) > len(best_root):
+            best, best_root = p, root
     if best is None:
         raise UsageError(f"'.' means the project holding the current directory, and {here} is in none; "
                          f"projects: {', '.join(inv.projects) or '(none)'}")

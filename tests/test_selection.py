@@ -58,6 +58,19 @@ def test_dot_is_the_deepest_project_holding_cwd(inv: Inventory, tmp_path: Path) 
         select(inv, ".", cwd=tmp_path)
 
 
+def test_dot_through_a_symlink_and_never_by_prefix(tmp_path: Path) -> None:
+    """'.' compares resolved paths component-wise: a symlinked inventory path still matches the
+    cwd the OS reports, and /x/p10 is not inside /x/p1."""
+    (tmp_path / "real" / "p1").mkdir(parents=True)
+    (tmp_path / "real" / "p10").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    projects = {"p1": Project("p1", str(tmp_path / "link" / "p1")),
+                "p10": Project("p10", str(tmp_path / "real" / "p10"))}
+    inv = Inventory(source=tmp_path / "inventory.toml", projects=projects, hosts={}, defaults={})
+    assert names(select(inv, ".", cwd=(tmp_path / "real" / "p1").resolve())) == ["p1"]
+    assert names(select(inv, ".", cwd=tmp_path / "real" / "p10")) == ["p10"]
+
+
 def test_empty_selection_names_what_exists(inv: Inventory) -> None:
     with pytest.raises(UsageError) as err:
         select(inv, "old", tags=["gpu"])
