@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 from . import bootstrap, logs, orphans, portmap, restart, start, status, stop, stop_server, which
 from .context import Emit, OpContext
 from .fleet import survey
+from .fsutil import CONFIG_FILE_LIMIT, UnreadableFile, read_small
 from .layout import Layout
 from .lock import LockTimeout, project_lock, venv_lock
 from .results import FAILED, Result
@@ -92,10 +94,13 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         path = os.path.abspath(os.path.expanduser(str(opts.get("path") or os.environ.get("JLC_INVENTORY")
                                                        or "~/.config/jupyter-lifecycle/inventory.toml")))
         try:
-            with open(path, encoding="utf-8") as fh:
-                return {"version": PROTOCOL, "path": path, "text": fh.read()}
-        except OSError as exc:
-            return {"version": PROTOCOL, "path": path, "text": None, "why": exc.strerror}
+            theirs = read_small(Path(path), CONFIG_FILE_LIMIT)
+            if theirs is not None:
+                return {"version": PROTOCOL, "path": path, "text": theirs.text()}
+            why = "no such file"
+        except UnreadableFile as exc:
+            why = str(exc)
+        return {"version": PROTOCOL, "path": path, "text": None, "why": why}
     if op == "status":
         return status.status(specs, known, ctx, show_token=bool(opts.get("show_token")))
     if op == "ports":
