@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InventoryError
-from .host.fsutil import CONFIG_FILE_LIMIT, UnreadableFile, read_small
+from .host.fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
 
 LOCAL = "local"
 APPS = ("lab", "notebook", "server")
@@ -82,9 +82,12 @@ class Project:
     env: tuple[tuple[str, str], ...] = ()
     args: tuple[str, ...] = ()
     display_name: str = ""
+    # Why the project cannot be worked on here (its directory is gone); None when it can.
+    missing: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        """The inventory keys (``missing`` is a finding about the disk, not a setting)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "missing"}
         out["port_range"] = list(self.port_range)
         out["requirements"] = list(self.requirements)
         out["tags"] = list(self.tags)
@@ -307,6 +310,7 @@ class _Loader:
         if host != LOCAL and host not in hosts:
             raise self.fail(table, "host", f"unknown host {host!r} (known: {', '.join([LOCAL, *sorted(hosts)])})")
         path = os.path.expanduser(merged["path"]) if host == LOCAL and not self.remote else merged["path"]
+        missing = None
         if self.remote and host == LOCAL:
             # Resolved on that host: '~' stays for it to expand, relative means next to its inventory.
             host = self.remote
@@ -314,8 +318,8 @@ class _Loader:
                 path = posixpath.normpath(posixpath.join(str(self.source.parent), path))
         elif host == LOCAL:
             path = os.path.normpath(os.path.join(self.source.parent.absolute(), path))
-            if not os.path.isdir(path):
-                raise self.fail(table, "path", f"{path} does not exist or is not a directory")
+            # A deleted or not yet cloned project is that project's problem only: it is marked, not fatal.
+            missing = not_a_directory(path)
         reqs = merged["requirements"]
         return Project(
             name=name, path=path, host=host, port_range=merged["port_range"], app=merged["app"],
@@ -325,7 +329,7 @@ class _Loader:
             requirements=tuple(reqs) if not isinstance(reqs, str) else (),
             requirements_file=reqs if isinstance(reqs, str) else None,
             tags=tuple(merged.get("tags", ())), env=merged["env"], args=tuple(merged["args"]),
-            display_name=merged.get("display_name", name),
+            display_name=merged.get("display_name", name), missing=missing,
         )
 
 

@@ -48,7 +48,6 @@ BAD_CASES = {
                  ":4: projects.beta.path: ", "is already the path of project 'alpha'"),
     "unsafe-name": ('[projects."my lab"]\npath = "proj"\n', ':1: projects.my lab: name must start'),
     "case-twin": ('[projects.Alpha]\npath = "proj"\n[projects.alpha]\npath = "proj2"\n', "only in case"),
-    "missing-path": ('[projects.alpha]\npath = "nowhere"\n', ":2: projects.alpha.path: ", "does not exist"),
     "no-path": ('[projects.alpha]\ntags = []\n', ":1: projects.alpha: path is required"),
     "unknown-host": ('[projects.alpha]\npath = "proj"\nhost = "gpu"\n', ":3: projects.alpha.host: unknown host 'gpu'"),
     "host-no-address": ('[hosts.gpu]\nport = 22\n', ":1: hosts.gpu.address: is required"),
@@ -124,6 +123,17 @@ def test_addresses_that_load(tmp_path: Path, ip: str) -> None:
 def test_longest_timeout_is_a_day(tmp_path: Path) -> None:
     loaded = load_inventory(write(tmp_path, '[projects.alpha]\npath = "proj"\nstop_timeout = 86400\n'))
     assert loaded.projects["alpha"].stop_timeout == 86400.0
+
+
+def test_missing_project_dir_is_marked_not_fatal(tmp_path: Path) -> None:
+    inv = write(tmp_path, '[projects.alpha]\npath = "proj"\n[projects.gone]\npath = "deleted"\n'
+                          '[projects.file]\npath = "afile"\n')
+    (tmp_path / "afile").write_text("")
+    loaded = load_inventory(inv)
+    assert loaded.projects["alpha"].missing is None
+    assert loaded.projects["gone"].missing == f"{tmp_path / 'deleted'} does not exist"
+    assert loaded.projects["file"].missing == f"{tmp_path / 'afile'} is not a directory"
+    assert "missing" not in loaded.to_dict()["projects"]["gone"]  # a finding, not a setting
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "huge"])
