@@ -23,7 +23,7 @@ CASES = [
     ("meta", "fifo"), ("meta", "directory"), ("meta", "dev-zero"), ("meta", "wrong-types"), ("meta", "deep-json"),
     ("runtime", "fifo"), ("runtime", "directory"), ("runtime", "dev-zero"), ("runtime", "huge"),
     ("runtime", "binary"), ("runtime", "wrong-types"), ("claims", "fifo"), ("claims", "directory"),
-    ("claims", "binary"), ("claims-lock", "fifo"),
+    ("claims", "binary"), ("claims-lock", "fifo"), ("lock", "fifo"), ("lock", "directory"), ("lock", "dev-zero"),
 ]
 # Short deadlines: a blocking read would hang forever; these fail the test instead.
 QUICK = 30
@@ -42,7 +42,8 @@ def plant(ws: Workspace, root: Path, what: str, kind: str, bystander: int) -> Pa
     path = {"pid": root / ".logs" / "jupyter.pid", "run-pid": root / ".run" / "jupyter.pid",
             "meta": root / ".logs" / "jupyter.meta.json",
             "runtime": root / ".jupyter_runtime" / f"jpserver-{bystander}.json",
-            "claims": state / "port-claims.json", "claims-lock": state / "port-claims.lock"}[what]
+            "claims": state / "port-claims.json", "claims-lock": state / "port-claims.lock",
+            "lock": root / ".logs" / "jupyter.lock"}[what]
     if kind == "bystander":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{bystander}\n")

@@ -148,13 +148,14 @@ def open_lock_file(path: Path) -> int:
     is replaced.  Closing the descriptor is the caller's job.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+    # Read-write: a lock holder writes its pid in the file for those who wait to read.
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
     last = ""
     for _ in range(3):
         try:
-            fd = os.open(path, flags, 0o600)
+            fd = os.open(path, flags, PRIVATE_FILE)
         except OSError as exc:
-            # ENXIO: a FIFO nobody reads; EISDIR: a directory; ELOOP: a symlink (O_NOFOLLOW).
+            # EISDIR: a directory; ELOOP: a symlink (O_NOFOLLOW); ENXIO: a socket.
             if exc.errno not in (errno.ENXIO, errno.EISDIR, errno.ELOOP):
                 raise
             last = exc.strerror or str(exc)
