@@ -1,5 +1,5 @@
 """``python -m lifecycle``: the same program as the installed ``jupyter-lifecycle`` command."""
 
-from .cli import main
+from .entry import main
 
 main()

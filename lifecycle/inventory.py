@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import posixpath
 import re
@@ -11,10 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InventoryError
+from .host.fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
 
 LOCAL = "local"
 APPS = ("lab", "notebook", "server")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Always fullmatch: with match and "$", "name\n" would pass ("$" matches before a final newline).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_RULE = "must start with a letter or digit and hold only letters, digits, '.', '_' and '-'"
+# Seconds: a timeout longer than a day is a typo, and far larger ones overflow the clocks we wait on.
+MAX_SECONDS = 86400
+MAX_FORKS = 256
 DEFAULT_REQUIREMENTS = ("jupyterlab", "ipykernel")
 USER_INVENTORY = "~/.config/jupyter-lifecycle/inventory.toml"
 
@@ -74,9 +82,12 @@ class Project:
     env: tuple[tuple[str, str], ...] = ()
     args: tuple[str, ...] = ()
     display_name: str = ""
+    # Why the project cannot be worked on here (its directory is gone); None when it can.
+    missing: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        """The inventory keys (``missing`` is a finding about the disk, not a setting)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "missing"}
         out["port_range"] = list(self.port_range)
         out["requirements"] = list(self.requirements)
         out["tags"] = list(self.tags)
@@ -123,6 +134,51 @@ def find_inventory(cwd: Path | None = None) -> Path:
     )
 
 
+def one_line(text: str) -> str:
+    """``text`` with newlines and other unprintable characters escaped: an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _seconds(value: Any) -> bool:
+    """A usable timeout: a positive, finite number no larger than MAX_SECONDS (nan and inf are not)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 < value <= MAX_SECONDS)
+
+
+def _bindable_address(value: str) -> bool:
+    """An IP literal or ``localhost``; other host names are refused so the bind address never
+    depends on what a name resolves to on the day."""
+    if value == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _nul_strings(data: Any) -> list[tuple[str, ...]]:
+    """Where a key or string value holds a NUL byte (no OS call accepts one), as key paths.
+
+    Iterative: the document may nest as deep as the TOML parser allowed.
+    """
+    found: list[tuple[str, ...]] = []
+    stack: list[tuple[tuple[str, ...], Any]] = [((), data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if "\0" in value:
+                found.append(where)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if "\0" in k:
+                    found.append((*where, k))
+                stack.append(((*where, k), v))
+        elif isinstance(value, list):
+            stack.extend((where, v) for v in value)
+    return sorted(found)
+
+
 class _Locator:
     """Finds the line of a table or key in the TOML text, for error messages."""
 
@@ -160,7 +216,7 @@ class _Loader:
         line = self.loc.line(table, key)
         where = f"{self.source}:{line}" if line else str(self.source)
         dotted = f"{table}.{key}" if key else table
-        return InventoryError(f"{where}: {dotted}: {problem}")
+        return InventoryError(one_line(f"{where}: {dotted}: {problem}"))
 
     def check_keys(self, table: str, data: dict[str, Any], allowed: set[str]) -> None:
         for key in data:
@@ -188,12 +244,14 @@ class _Loader:
                 raise bad("one of " + ", ".join(APPS))
             return value
         if key in ("stop_timeout", "start_timeout"):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise bad("a positive number of seconds")
+            if not _seconds(value):
+                raise bad(f"a positive number of seconds, at most {MAX_SECONDS}")
             return float(value)
         if key in ("path", "host", "python", "venv", "notebook_dir", "ip", "display_name"):
             if not isinstance(value, str) or not value.strip():
                 raise bad("a non-empty string")
+            if key == "ip" and not _bindable_address(value):
+                raise bad("an IP address (127.0.0.1, ::1; 0.0.0.0 or :: for every interface) or localhost")
             return value
         if key in ("tags", "args"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -208,6 +266,9 @@ class _Loader:
         if key == "env":
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise bad("a table of string values")
+            for name in value:
+                if not name or "=" in name:
+                    raise self.fail(table, key, f"variable name {name!r} is not usable (empty, or holds '=')")
             return tuple(sorted(value.items()))
         raise self.fail(table, key, "unknown key")
 
@@ -217,17 +278,18 @@ class _Loader:
             raise self.fail("hosts", name, "must be a table")
         if name == LOCAL:
             raise self.fail(table, None, "'local' is reserved for this machine")
+        if not NAME_RE.fullmatch(name):
+            raise self.fail(table, None, f"name {NAME_RULE}")
         self.check_keys(table, data, HOST_KEYS)
         if not isinstance(data.get("address"), str) or not data["address"].strip():
             raise self.fail(table, "address", "is required (anything ssh understands, e.g. alice@gpu-box)")
-        for key in ("port", "forks"):
-            if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] <= 0):
-                raise self.fail(table, key, f"must be a positive integer, got {data[key]!r}")
-        if "connect_timeout" in data and (not isinstance(data["connect_timeout"], (int, float))
-                                          or isinstance(data["connect_timeout"], bool)
-                                          or data["connect_timeout"] <= 0):
-            raise self.fail(table, "connect_timeout", f"must be a positive number of seconds, "
-                            f"got {data['connect_timeout']!r}")
+        for key, high in (("port", 65535), ("forks", MAX_FORKS)):
+            if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool)
+                                or not 0 < data[key] <= high):
+                raise self.fail(table, key, f"must be an integer from 1 to {high}, got {data[key]!r}")
+        if "connect_timeout" in data and not _seconds(data["connect_timeout"]):
+            raise self.fail(table, "connect_timeout", f"must be a positive number of seconds, at most "
+                            f"{MAX_SECONDS}, got {data['connect_timeout']!r}")
         for key in ("user", "identity", "known_hosts", "ssh_config", "python", "inventory"):
             if key in data and (not isinstance(data[key], str) or not data[key].strip()):
                 raise self.fail(table, key, f"must be a non-empty string, got {data[key]!r}")
@@ -237,9 +299,8 @@ class _Loader:
         table = f"projects.{name}"
         if not isinstance(data, dict):
             raise self.fail("projects", name, "must be a table")
-        if not NAME_RE.match(name):
-            raise self.fail(table, None, "name must start with a letter or digit and hold only "
-                            "letters, digits, '.', '_' and '-' (it becomes the kernel name)")
+        if not NAME_RE.fullmatch(name):
+            raise self.fail(table, None, f"name {NAME_RULE} (it becomes the kernel name)")
         self.check_keys(table, data, PROJECT_KEYS)
         if "path" not in data:
             raise self.fail(table, None, "path is required")
@@ -249,6 +310,7 @@ class _Loader:
         if host != LOCAL and host not in hosts:
             raise self.fail(table, "host", f"unknown host {host!r} (known: {', '.join([LOCAL, *sorted(hosts)])})")
         path = os.path.expanduser(merged["path"]) if host == LOCAL and not self.remote else merged["path"]
+        missing = None
         if self.remote and host == LOCAL:
             # Resolved on that host: '~' stays for it to expand, relative means next to its inventory.
             host = self.remote
@@ -256,8 +318,8 @@ class _Loader:
                 path = posixpath.normpath(posixpath.join(str(self.source.parent), path))
         elif host == LOCAL:
             path = os.path.normpath(os.path.join(self.source.parent.absolute(), path))
-            if not os.path.isdir(path):
-                raise self.fail(table, "path", f"{path} does not exist or is not a directory")
+            # A deleted or not yet cloned project is that project's problem only: it is marked, not fatal.
+            missing = not_a_directory(path)
         reqs = merged["requirements"]
         return Project(
             name=name, path=path, host=host, port_range=merged["port_range"], app=merged["app"],
@@ -267,7 +329,7 @@ class _Loader:
             requirements=tuple(reqs) if not isinstance(reqs, str) else (),
             requirements_file=reqs if isinstance(reqs, str) else None,
             tags=tuple(merged.get("tags", ())), env=merged["env"], args=tuple(merged["args"]),
-            display_name=merged.get("display_name", name),
+            display_name=merged.get("display_name", name), missing=missing,
         )
 
 
@@ -295,13 +357,12 @@ def load_inventory(path: Path | None = None) -> Inventory:
     """Read and validate the inventory.  Raises InventoryError with a one-line message."""
     source = (path or find_inventory()).absolute()
     try:
-        text = source.read_text()
-    except FileNotFoundError:
-        raise InventoryError(f"{source}: no such file") from None
-    except OSError as exc:
-        raise InventoryError(f"{source}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InventoryError(f"{source}: not UTF-8 text") from None
+        found = read_small(source, CONFIG_FILE_LIMIT)
+        if found is None:
+            raise InventoryError(f"{source}: no such file")
+        text = found.text()
+    except UnreadableFile as exc:
+        raise InventoryError(f"{source}: cannot read: it {exc}") from None
     return parse_inventory(text, source)
 
 
@@ -314,7 +375,19 @@ def parse_inventory(text: str, source: Path, remote: str | None = None) -> Inven
         m = re.search(r"\(at line (\d+)", str(exc))
         where = f"{source}:{m.group(1)}" if m else str(source)
         raise InventoryError(f"{where}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise InventoryError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:
+        # tomllib lets a few value errors through unwrapped, e.g. an integer of 5,000 digits.
+        raise InventoryError(f"{source}: invalid TOML: {exc}") from None
     loader = _Loader(source, text, remote)
+    nul = _nul_strings(data)
+    if nul:
+        # Name the table and key as the other errors do: projects.NAME.key, defaults.key, discover.roots.
+        keys = nul[0]
+        depth = 2 if keys[0] in ("projects", "hosts") and len(keys) > 1 else 1
+        table, key = ".".join(keys[:depth]), (keys[depth] if len(keys) > depth else None)
+        raise loader.fail(table, key, "holds a NUL byte (\\u0000), which no file name, argument or variable can")
     for key in data:
         if key not in TOP_KEYS:
             raise loader.fail(key, None, f"unknown table (allowed: {', '.join(sorted(TOP_KEYS))})")

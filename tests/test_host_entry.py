@@ -90,6 +90,23 @@ def test_missing_project_dir_fails_without_creating_it(tmp_path: Path) -> None:
     spec = ProjectSpec(name="alpha", path=str(missing))
     proc = run_host({"version": 1, "op": "bootstrap", "host": "box", "projects": [spec.to_dict()], "options": {}})
     doc = json.loads(proc.stdout)
-    assert [(r["action"], r["status"]) for r in doc["results"]] == [("path", "failed")]
-    assert f"{missing} does not exist on this host" in doc["results"][0]["msg"]
+    assert [(r["action"], r["status"]) for r in doc["results"]] == [("bootstrap", "failed")]
+    assert doc["results"][0]["msg"] == f"project missing: {missing} does not exist"
+    assert not missing.exists()
+
+
+def test_missing_project_dir_answers_per_op_as_locally(tmp_path: Path) -> None:
+    """What a remote host answers for a missing project is what the local run gives (one code path)."""
+    missing = tmp_path / "not-cloned-yet"
+    spec = ProjectSpec(name="alpha", path=str(missing)).to_dict()
+    expected = {"stop": ("stop", "skipped"), "stop-all": ("stop", "skipped"), "start": ("start", "failed"),
+                "start-all": ("start", "failed"), "restart": ("start", "failed")}
+    for op, (action, status) in expected.items():
+        doc = json.loads(run_host({"version": 1, "op": op, "host": "box", "projects": [spec], "options": {}}).stdout)
+        mine = [r for r in doc["results"] if r["project"] == "alpha"]
+        assert [(r["action"], r["status"]) for r in mine] == [(action, status)], op
+        assert mine[0]["msg"] == f"project missing: {missing} does not exist"
+    doc = json.loads(run_host({"version": 1, "op": "status", "host": "box", "projects": [spec], "options": {}}).stdout)
+    row = doc["projects"][0]
+    assert (row["state"], row["note"]) == ("missing", f"{missing} does not exist")
     assert not missing.exists()

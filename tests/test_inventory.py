@@ -48,12 +48,40 @@ BAD_CASES = {
                  ":4: projects.beta.path: ", "is already the path of project 'alpha'"),
     "unsafe-name": ('[projects."my lab"]\npath = "proj"\n', ':1: projects.my lab: name must start'),
     "case-twin": ('[projects.Alpha]\npath = "proj"\n[projects.alpha]\npath = "proj2"\n', "only in case"),
-    "missing-path": ('[projects.alpha]\npath = "nowhere"\n', ":2: projects.alpha.path: ", "does not exist"),
     "no-path": ('[projects.alpha]\ntags = []\n', ":1: projects.alpha: path is required"),
     "unknown-host": ('[projects.alpha]\npath = "proj"\nhost = "gpu"\n', ":3: projects.alpha.host: unknown host 'gpu'"),
     "host-no-address": ('[hosts.gpu]\nport = 22\n', ":1: hosts.gpu.address: is required"),
     "env-not-strings": ('[projects.alpha]\npath = "proj"\nenv = { A = 1 }\n',
                         ":3: projects.alpha.env: must be a table"),
+    # A "$" anchor would let a trailing newline through; the name must match as a whole.
+    "name-trailing-newline": ('[projects."alpha\\n"]\npath = "proj"\n', "projects.alpha\\n: name must start"),
+    "host-name-space": ('[hosts."gpu box"]\naddress = "gpu"\n', ":1: hosts.gpu box: name must start"),
+    "stop-timeout-nan": ('[projects.alpha]\npath = "proj"\nstop_timeout = nan\n',
+                         ":3: projects.alpha.stop_timeout: must be a positive number of seconds, at most 86400"),
+    "stop-timeout-inf": ('[defaults]\nstop_timeout = inf\n', ":2: defaults.stop_timeout: must be a positive number"),
+    "start-timeout-huge": ('[projects.alpha]\npath = "proj"\nstart_timeout = 1e300\n',
+                           ":3: projects.alpha.start_timeout: must be a positive number of seconds, at most"),
+    "connect-timeout-nan": ('[hosts.gpu]\naddress = "gpu"\nconnect_timeout = nan\n',
+                            ":3: hosts.gpu.connect_timeout: must be a positive number of seconds"),
+    "ssh-port-too-big": ('[hosts.gpu]\naddress = "gpu"\nport = 70000\n',
+                         ":3: hosts.gpu.port: must be an integer from 1 to 65535"),
+    "ip-not-an-ip": ('[projects.alpha]\npath = "proj"\nip = "not-an-ip"\n', ":3: projects.alpha.ip: must be an IP"),
+    "ip-out-of-range": ('[defaults]\nip = "999.1.1.1"\n', ":2: defaults.ip: must be an IP address"),
+    "env-key-with-equals": ('[projects.alpha]\npath = "proj"\nenv = { "A=B" = "1" }\n',
+                            ":3: projects.alpha.env: variable name 'A=B' is not usable"),
+    "env-key-empty": ('[projects.alpha]\npath = "proj"\nenv = { "" = "1" }\n',
+                      ":3: projects.alpha.env: variable name '' is not usable"),
+    "env-value-nul": ('[projects.alpha]\npath = "proj"\nenv = { A = "x\\u0000y" }\n',
+                      ":3: projects.alpha.env: holds a NUL byte"),
+    "args-nul": ('[projects.alpha]\npath = "proj"\nargs = ["--a", "--b=\\u0000"]\n',
+                 ":3: projects.alpha.args: holds a NUL byte"),
+    "path-nul": ('[projects.alpha]\npath = "pr\\u0000oj"\n', ":2: projects.alpha.path: holds a NUL byte"),
+    "defaults-nul": ('[defaults]\nvenv = "\\u0000"\n', ":2: defaults.venv: holds a NUL byte"),
+    "address-nul": ('[hosts.gpu]\naddress = "gpu\\u0000"\n', ":2: hosts.gpu.address: holds a NUL byte"),
+    "discover-root-nul": ('[discover]\nroots = ["a\\u0000"]\n', ":2: discover.roots: holds a NUL byte"),
+    "deep-array": ("x = " + "[" * 5000 + "]" * 5000 + "\n", ": invalid TOML: arrays or tables nested too deeply"),
+    "deep-table": ("x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n", ": invalid TOML: arrays or tables nested"),
+    "int-5000-digits": ("[defaults]\nstop_timeout = " + "1" * 5000 + "\n", ": invalid TOML: Exceeds the limit"),
 }
 
 
@@ -85,6 +113,42 @@ def test_unreadable_inventory(tmp_path: Path, content: bytes | None) -> None:
     with pytest.raises(InventoryError) as err:
         load_inventory(inv)
     assert str(inv) in err.value.message and err.value.code == 2
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "::1", "0.0.0.0", "::", "localhost", "192.168.1.20"])
+def test_addresses_that_load(tmp_path: Path, ip: str) -> None:
+    assert load_inventory(write(tmp_path, f'[projects.alpha]\npath = "proj"\nip = "{ip}"\n')).projects["alpha"].ip == ip
+
+
+def test_longest_timeout_is_a_day(tmp_path: Path) -> None:
+    loaded = load_inventory(write(tmp_path, '[projects.alpha]\npath = "proj"\nstop_timeout = 86400\n'))
+    assert loaded.projects["alpha"].stop_timeout == 86400.0
+
+
+def test_missing_project_dir_is_marked_not_fatal(tmp_path: Path) -> None:
+    inv = write(tmp_path, '[projects.alpha]\npath = "proj"\n[projects.gone]\npath = "deleted"\n'
+                          '[projects.file]\npath = "afile"\n')
+    (tmp_path / "afile").write_text("")
+    loaded = load_inventory(inv)
+    assert loaded.projects["alpha"].missing is None
+    assert loaded.projects["gone"].missing == f"{tmp_path / 'deleted'} does not exist"
+    assert loaded.projects["file"].missing == f"{tmp_path / 'afile'} is not a directory"
+    assert "missing" not in loaded.to_dict()["projects"]["gone"]  # a finding, not a setting
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "huge"])
+def test_inventory_that_is_no_regular_file(tmp_path: Path, kind: str) -> None:
+    inv = tmp_path / "inventory.toml"
+    if kind == "fifo":
+        os.mkfifo(inv)
+    elif kind == "dev-zero":
+        inv.symlink_to("/dev/zero")
+    else:
+        inv.write_text("# padding\n" * 200_000)
+    proc = subprocess.run([sys.executable, "-m", "lifecycle", "status"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60, env={**os.environ, "JLC_INVENTORY": str(inv)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {inv}: cannot read: it is "), proc.stderr
 
 
 def test_overlapping_ranges_warn_but_load(tmp_path: Path) -> None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
 
 from . import bootstrap, logs, orphans, portmap, restart, start, status, stop, stop_server, which
 from .context import Emit, OpContext
 from .fleet import survey
+from .fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
 from .layout import Layout
 from .lock import LockTimeout, project_lock, venv_lock
-from .results import FAILED, Result
+from .results import FAILED, SKIPPED, Result
 from .spec import ProjectSpec
 
 PROTOCOL = 1
@@ -24,20 +26,29 @@ PROTOCOL = 1
 DEFAULT_WORKERS = 8
 
 
+# What a project whose directory is missing gets: nothing to stop is no failure; nothing to start is.
+_IF_MISSING = {"bootstrap": ("bootstrap", FAILED), "start": ("start", FAILED), "start-all": ("start", FAILED),
+               "restart": ("start", FAILED), "stop": ("stop", SKIPPED), "stop-all": ("stop", SKIPPED)}
+
+
 class RequestError(Exception):
     pass
 
 
 def _each(specs: List[ProjectSpec], ctx: OpContext, workers: int,
-          fn: Callable[[ProjectSpec], List[Result]]) -> List[Result]:
+          fn: Callable[[ProjectSpec], List[Result]], if_missing: Tuple[str, str]) -> List[Result]:
+    """Run ``fn`` per project (in a pool), each project's failure its own.
+
+    A project whose directory is missing gets one ``if_missing`` (action, status)
+    result instead: the same answer for local and remote projects.
+    """
     def guarded(spec: ProjectSpec) -> List[Result]:
         try:
-            root = Layout.of(spec).root
-            if root.is_dir():
+            why = not_a_directory(str(Layout.of(spec).root))
+            if why is None:
                 results = fn(spec)
             else:
-                # The controller checks local paths when it loads the inventory; a remote one is checked here.
-                results = [ctx.result(spec.name, "path", FAILED, f"{root} does not exist on this host")]
+                results = [ctx.result(spec.name, if_missing[0], if_missing[1], f"project missing: {why}")]
         except Exception as exc:  # one project's crash must not hide the others' results
             results = [ctx.result(spec.name, "error", FAILED, f"{type(exc).__name__}: {exc}")]
         for r in results:
@@ -92,10 +103,13 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         path = os.path.abspath(os.path.expanduser(str(opts.get("path") or os.environ.get("JLC_INVENTORY")
                                                        or "~/.config/jupyter-lifecycle/inventory.toml")))
         try:
-            with open(path, encoding="utf-8") as fh:
-                return {"version": PROTOCOL, "path": path, "text": fh.read()}
-        except OSError as exc:
-            return {"version": PROTOCOL, "path": path, "text": None, "why": exc.strerror}
+            theirs = read_small(Path(path), CONFIG_FILE_LIMIT)
+            if theirs is not None:
+                return {"version": PROTOCOL, "path": path, "text": theirs.text()}
+            why = "no such file"
+        except UnreadableFile as exc:
+            why = str(exc)
+        return {"version": PROTOCOL, "path": path, "text": None, "why": why}
     if op == "status":
         return status.status(specs, known, ctx, show_token=bool(opts.get("show_token")))
     if op == "ports":
@@ -146,7 +160,7 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
     }
     if op not in actions:
         raise RequestError(f"unknown operation {op!r}")
-    results = _each(specs, ctx, 1 if op == "bootstrap" else workers, actions[op])
+    results = _each(specs, ctx, 1 if op == "bootstrap" else workers, actions[op], _IF_MISSING[op])
     if op == "stop-all":
         # Everything else of these projects too: untracked servers and kernels whose server is gone.
         # Servers outside every project are not these projects' business unless asked for.

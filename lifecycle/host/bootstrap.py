@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -15,7 +16,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .context import OpContext
-from .fsutil import private_dir, tail_lines, write_atomic
+from .fsutil import (
+    CONFIG_FILE_LIMIT,
+    UnreadableFile,
+    open_append,
+    private_dir,
+    read_json,
+    read_small,
+    tail_lines,
+    write_atomic,
+)
 from .layout import Layout
 from .results import CHANGED, FAILED, OK, SKIPPED, Result
 from .spec import ProjectSpec
@@ -24,6 +34,8 @@ STAMP = "jupyter-lifecycle-stamp.json"
 BLOCK_BEGIN = "# BEGIN jupyter-lifecycle (managed block: edits inside are replaced)"
 BLOCK_END = "# END jupyter-lifecycle"
 LOG_TAIL = 20
+# Hashed lock files can be large; anything past this is not a requirements file.
+REQUIREMENTS_LIMIT = 16 * 1024 * 1024
 
 
 def _run_logged(cmd: List[str], log: Path, ctx: OpContext, project: str, what: str,
@@ -31,7 +43,7 @@ def _run_logged(cmd: List[str], log: Path, ctx: OpContext, project: str, what: s
     """Run a command with its output appended to ``log``; report elapsed time as it runs."""
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with open(log, "ab") as fh:
+    with open_append(log) as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n".encode())
         fh.flush()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -69,19 +81,35 @@ def ensure_venv(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
                       diff={"before": {"venv": None}, "after": {"venv": str(layout.venv)}})
 
 
-def requirement_args(spec: ProjectSpec, layout: Layout) -> List[str]:
-    """pip arguments: the listed specs, the configured file, and the project's requirements.txt."""
-    args = list(spec.requirements)
+def requirement_files(spec: ProjectSpec, layout: Layout) -> List[Path]:
+    """The configured requirements file, then the project's requirements.txt when it exists."""
     files = []
     if spec.requirements_file:
         req = Path(spec.requirements_file).expanduser()
         files.append(req if req.is_absolute() else layout.root / req)
     default = layout.root / "requirements.txt"
-    if default.exists() and default not in files:
+    if os.path.lexists(default) and default not in files:
         files.append(default)
-    for f in files:
+    return files
+
+
+def requirement_args(spec: ProjectSpec, layout: Layout) -> List[str]:
+    """pip arguments: the listed specs, the configured file, and the project's requirements.txt."""
+    args = list(spec.requirements)
+    for f in requirement_files(spec, layout):
         args += ["-r", str(f)]
     return args
+
+
+def _unusable_requirements(spec: ProjectSpec, layout: Layout) -> Optional[str]:
+    """Why a requirements file cannot be given to pip (missing, a FIFO pip would hang on, ...)."""
+    for f in requirement_files(spec, layout):
+        try:
+            if read_small(f, REQUIREMENTS_LIMIT) is None:
+                return f"requirements file {f} does not exist"
+        except UnreadableFile as exc:
+            return f"requirements file {f} {exc}"
+    return None
 
 
 def _fingerprint(layout: Layout, args: List[str]) -> Dict[str, str]:
@@ -92,20 +120,22 @@ def _fingerprint(layout: Layout, args: List[str]) -> Dict[str, str]:
     for i, arg in enumerate(args):
         if i > 0 and args[i - 1] == "-r":
             try:
-                digest.update(Path(arg).read_bytes())
-            except OSError:
-                digest.update(b"<missing>")
+                req = read_small(Path(arg), REQUIREMENTS_LIMIT)
+            except UnreadableFile:
+                req = None
+            digest.update(req.data if req is not None else b"<missing>")
     try:
-        interp = (layout.venv / "pyvenv.cfg").read_text()
-    except OSError:
-        interp = ""
+        cfg = read_small(layout.venv / "pyvenv.cfg")
+    except UnreadableFile:
+        cfg = None
+    interp = cfg.data.decode("utf-8", "replace") if cfg is not None else ""
     return {"requirements": digest.hexdigest(), "interpreter": hashlib.sha256(interp.encode()).hexdigest()}
 
 
 def _read_stamp(layout: Layout) -> Dict[str, Any]:
     try:
-        data = json.loads((layout.venv / STAMP).read_text())
-    except (OSError, ValueError):
+        data = read_json(layout.venv / STAMP)
+    except UnreadableFile:
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -115,6 +145,9 @@ def ensure_requirements(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Re
     args = requirement_args(spec, layout)
     if not args:
         return ctx.result(spec.name, "requirements", SKIPPED, "no requirements")
+    unusable = _unusable_requirements(spec, layout)
+    if unusable:
+        return ctx.result(spec.name, "requirements", FAILED, unusable)
     fp = _fingerprint(layout, args)
     stamp = _read_stamp(layout)
     # A shared venv may serve several projects with different requirements.
@@ -150,8 +183,8 @@ def ensure_kernel(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
     kernel_json = layout.kernels_dir / spec.kernel_name / "kernel.json"
     wanted = _kernel_wanted(spec, layout)
     try:
-        current = json.loads(kernel_json.read_text())
-    except (OSError, ValueError):
+        current = read_json(kernel_json)
+    except UnreadableFile:
         current = None
     if isinstance(current, dict):
         argv = current.get("argv") or [""]
@@ -218,9 +251,10 @@ def ensure_gitignore(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Resul
         return ctx.result(spec.name, "gitignore", SKIPPED, "no block to manage")
     path = layout.root / ".gitignore"
     try:
-        before = path.read_text()
-    except FileNotFoundError:
-        before = ""
+        found = read_small(path, CONFIG_FILE_LIMIT)
+        before = found.text() if found is not None else ""
+    except UnreadableFile as exc:
+        return ctx.result(spec.name, "gitignore", FAILED, f"{path} {exc}; fix or remove it by hand")
     after = with_block(before, spec.gitignore_block)
     if after == before:
         return ctx.result(spec.name, "gitignore", OK, ".gitignore block up to date")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .fsutil import PRIVATE_DIR, PRIVATE_FILE
+from .fsutil import PRIVATE_DIR, open_lock_file
 from .layout import Layout
 from .ports import state_dir
 
@@ -35,7 +35,8 @@ class LockTimeout(Exception):
 def _open(path: Path) -> Optional[int]:
     try:
         path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-        return os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
+        # A directory, symlink or FIFO where the lock file belongs is junk: replaced, never waited on.
+        return open_lock_file(path)
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.ENOTDIR):
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -41,6 +42,8 @@ def follow(specs: List[ProjectSpec], ctx: OpContext, poll: float = 0.25,
                     st = os.stat(path)
                 except FileNotFoundError:
                     continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue  # a FIFO or directory in the log's place has nothing to follow
                 if st.st_ino != inode or st.st_size < pos:
                     # Rotated by a restart, or truncated: read the new file from its start.
                     inode, pos = st.st_ino, 0

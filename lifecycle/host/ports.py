@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional
 
 import psutil
 
-from .fsutil import PRIVATE_FILE, private_dir, write_atomic
+from .fsutil import PRIVATE_FILE, UnreadableFile, open_lock_file, private_dir, read_json, write_atomic
 
 # A claim outlives a start only if the starting tool died; then its pid is
 # gone or this age has passed.
@@ -90,24 +90,32 @@ class PortClaims:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         private_dir(self.dir)
-        with open(self.dir / "port-claims.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        fd = open_lock_file(self.dir / "port-claims.lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _load(self) -> Dict[str, Dict[str, float]]:
+        """The live claims; anything unreadable or malformed in the file counts as no claim."""
         try:
-            data = json.loads(self.file.read_text())
-        except (OSError, ValueError):
+            data = read_json(self.file)
+        except UnreadableFile:
+            return {}
+        if not isinstance(data, dict):
             return {}
         now = time.time()
-        return {
-            port: claim for port, claim in data.items()
-            if isinstance(claim, dict) and psutil.pid_exists(int(claim.get("pid", 0)))
-            and now - float(claim.get("time", 0)) < _CLAIM_TTL
-        }
+        live = {}
+        for port, claim in data.items():
+            if not isinstance(claim, dict):
+                continue
+            pid, when = claim.get("pid"), claim.get("time")
+            if (isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**22
+                    and isinstance(when, (int, float)) and not isinstance(when, bool)
+                    and now - when < _CLAIM_TTL and psutil.pid_exists(pid)):
+                live[port] = claim
+        return live
 
     def _save(self, claims: Dict[str, Dict[str, float]]) -> None:
         write_atomic(self.file, json.dumps(claims), mode=PRIVATE_FILE)

@@ -28,7 +28,8 @@ _NOT_SERVER = {
     "--help-all", "licenses", "armor",
 }
 _KERNEL_MODULES = {"ipykernel_launcher", "ipykernel"}
-_PORT_ARG = re.compile(r"^--(?:ServerApp\.|NotebookApp\.)?port=(\d+)$")
+# fullmatch, ASCII digits, at most 5: "$" would accept a trailing newline, "\d" any script's digits.
+_PORT_ARG = re.compile(r"--(?:ServerApp\.|NotebookApp\.)?port=([0-9]{1,5})")
 
 
 @dataclass(frozen=True)
@@ -225,8 +226,8 @@ def kernel_connection_file(cmdline: Iterable[str]) -> Optional[str]:
 
 def port_from_cmdline(cmdline: Iterable[str]) -> Optional[int]:
     for arg in cmdline:
-        m = _PORT_ARG.match(arg)
-        if m:
+        m = _PORT_ARG.fullmatch(arg)
+        if m and 0 < int(m.group(1)) < 65536:
             return int(m.group(1))
     return None
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Set
 from . import jupyter_api
 from .context import OpContext
 from .fleet import Survey, survey
+from .fsutil import not_a_directory
 from .layout import Layout
 from .procs import boot_id, is_kernel_proc, port_from_cmdline, rss_bytes
 from .runtime import clean_stale
@@ -31,6 +32,10 @@ def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -
         "kernels": None, "busy_kernels": None, "rss_bytes": None,
         "tracked": None, "note": "",
     }
+    why = not_a_directory(str(layout.root))
+    if why is not None:
+        row.update(state="missing", note=why)
+        return row
     problems: List[str] = []
     try:
         _fill_row(row, spec, layout, found, show_token, problems)

@@ -10,14 +10,16 @@ Deciding whether a process *is* the project's server is ``identify.py``'s job.
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import psutil
 
-from .fsutil import PRIVATE_FILE, remove, write_atomic
+from .fsutil import PRIVATE_FILE, UnreadableFile, read_json, read_small, remove, write_atomic
 from .layout import Layout
 from .procs import boot_id
 
@@ -30,25 +32,69 @@ class PidFile:
     mtime: float
 
 
+# Linux pids stay below 2**22 (PID_MAX_LIMIT).
+_PID_MAX = 2**22
+_PID_RE = re.compile(r"[0-9]{1,7}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_time(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+# The type every known metadata key must have; anything else is dropped on reading.
+_META_TYPES: Dict[str, Callable[[Any], bool]] = {
+    "pid": lambda v: _is_int(v) and 0 < v < _PID_MAX,
+    "port": lambda v: _is_int(v) and 0 < v < 65536,
+    "create_time": _is_time,
+    "written": _is_time,
+    "cmdline": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+    "ip": lambda v: isinstance(v, str),
+    "app": lambda v: isinstance(v, str),
+    "started": lambda v: isinstance(v, str),
+    "log": lambda v: isinstance(v, str),
+    "managed_by": lambda v: isinstance(v, str),
+    "root": lambda v: isinstance(v, str),
+    "machine": lambda v: isinstance(v, str),
+    "adopted": lambda v: isinstance(v, bool),
+}
+
+
 def read_pid_file(path: Path) -> Optional[PidFile]:
+    """The pid file at ``path``: None when there is none; ``pid`` None when it holds no usable pid.
+
+    Whatever sits there (a FIFO, a directory, /dev/zero, 5,000 digits, binary)
+    is read without blocking or raising, and anything unusable comes back
+    with ``pid`` None and a short description in ``raw``: a stale pid file.
+    """
     try:
-        raw = path.read_text(errors="replace")
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
+        small = read_small(path)
+    except UnreadableFile as exc:
+        return PidFile(path, f"<unreadable: {exc}>", None, 0.0)
+    if small is None:
         return None
-    except OSError as exc:
-        return PidFile(path, f"<unreadable: {exc.strerror}>", None, 0.0)
-    text = raw.strip()
-    pid = int(text) if text.isdigit() and 0 < int(text) < 2**22 else None
-    return PidFile(path, text[:40], pid, mtime)
+    text = small.data.decode("utf-8", "replace").strip()
+    # ASCII digits only, and short: int() of 5,000 digits raises, and no pid is over 2**22.
+    pid = int(text) if _PID_RE.fullmatch(text) and 0 < int(text) < _PID_MAX else None
+    return PidFile(path, text[:40], pid, small.mtime)
 
 
 def read_meta(layout: Layout) -> Optional[Dict[str, Any]]:
+    """The identity metadata, or None when there is none or it is unusable.
+
+    Known keys holding a value of the wrong type (``"create_time": "yesterday"``)
+    are dropped, so every value a caller reads has the type it expects.
+    """
     try:
-        data = json.loads(layout.meta_file.read_text())
-    except (OSError, ValueError):
+        data = read_json(layout.meta_file)
+    except UnreadableFile:
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    return {k: v for k, v in data.items() if k not in _META_TYPES or _META_TYPES[k](v)}
 
 
 def write_tracking(layout: Layout, proc: psutil.Process, meta: Dict[str, Any],

@@ -138,6 +138,7 @@ NAME = Kind("NAME")
 TAG = Kind("TAG")
 HOST = Kind("HOST")
 DIR = Kind("DIR", text("a directory"))
+FILE = Kind("FILE", text("a file path"))
 TARGET = Kind("TARGET", target)
 SERVER = Kind("TARGET", server_target)
 

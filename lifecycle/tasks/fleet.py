@@ -5,18 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 from invoke.exceptions import Exit
 
 from .. import inventory_edit
 from ..config_doc import config_document
-from ..errors import UsageError
+from ..errors import InventoryError, UsageError
 from ..host import discover as host_discover
-from ..inventory import LOCAL
+from ..inventory import LOCAL, USER_INVENTORY, Inventory, find_inventory, load_inventory
 from ..report import Reporter, config_toml, orphans_table, ports_table, redact, which_text
-from .common import Run, lc_task, load, prepare, query, run_action
-from .flags import COUNT, DIR, SECONDS, TARGET
+from .common import Run, lc_task, prepare, query, run_action
+from .flags import COUNT, DIR, FILE, SECONDS, TARGET
 
 
 def _done(run: Run) -> None:
@@ -168,35 +169,81 @@ def start_all(c: Any, forks: int = 8, only: str | None = None, tag: Any = None, 
     run_action(c, "start-all", only, tag, host, options, json, show_token, label="start")
 
 
-@lc_task(iterable=["root", "tag"], kinds={"root": DIR, "depth": COUNT}, help={
+@lc_task(iterable=["root", "tag"], kinds={"root": DIR, "depth": COUNT, "inventory": FILE}, help={
     "root": "a directory to search (repeatable; default: [discover] roots, else the inventory's directory)",
     "depth": "how many directory levels to descend (default 4)",
-    "write": "add the projects found to inventory.toml (comments and formatting kept)",
+    "write": "add the projects found to the inventory (created if there is none; comments and formatting kept)",
+    "check": "with --write: show what would be added, write nothing",
+    "inventory": "the inventory file to add to (default: the one every task uses, else "
+                 "~/.config/jupyter-lifecycle/inventory.toml)",
 })
 def discover(c: Any, root: Any = None, depth: int = 4, write: bool = False, check: bool = False,
-             json: bool = False) -> None:
-    """Find Jupyter projects on disk that are not in the inventory yet."""
+             json: bool = False, inventory: str | None = None) -> None:
+    """Find Jupyter projects on disk that are not in the inventory yet; show or add their TOML."""
     if getattr(c, "host", None):
         raise UsageError("discover searches this machine only; run it on the host itself")
     reporter = Reporter("discover", as_json=json)
-    inv = load(reporter)
-    roots = list(root or inv.discover_roots or [str(inv.source.parent)])
-    roots = [r if os.path.isabs(os.path.expanduser(r)) else str(inv.source.parent / r) for r in roots]
+    target, inv = _discover_inventory(inventory, reporter)
+    roots = _discover_roots(list(root or []), inv, target, reporter)
     found = host_discover.discover(roots, depth=depth)
-    known = {p.path for p in inv.projects.values() if p.host == LOCAL}
+    known = {p.path for p in inv.projects.values() if p.host == LOCAL} if inv is not None else set()
     new = [f for f in found if f["path"] not in known]
-    added = inventory_edit.add_projects(inv, [f["path"] for f in new]) if write and not check else {}
-    names = {path: name for name, path in added.items()}
+    planned = inventory_edit.plan_projects(inv, target, new)
+    toml = inventory_edit.render(planned) if planned else ""
+    writing = write and not check
+    created = inventory_edit.add_projects(target, planned, roots) if writing and (planned or inv is None) else False
     if json:
-        reporter.json({"version": 1, "roots": roots, "found": found,
-                       "new": [{**f, "name": names.get(f["path"])} for f in new], "written": bool(added)})
+        reporter.json({"version": 1, "inventory": str(target), "roots": roots, "found": found,
+                       "new": [{"path": p.path, "reasons": list(p.reasons), "name": p.name,
+                                "port_range": list(p.port_range)} for p in planned],
+                       "toml": toml, "written": writing and bool(planned or created), "created": created})
         return
-    if not new:
-        print(f"nothing new under {', '.join(roots)} ({len(found)} project(s) found, all in the inventory)")
+    if not planned:
+        print(f"nothing new under {', '.join(roots) or '(no root)'} ({len(found)} project(s) found, "
+              f"all in the inventory)" + (f"; created {target}" if created else ""))
         return
-    verb = "added" if added else "not in the inventory"
-    for f in new:
-        label = f"{names[f['path']]}: " if f["path"] in names else ""
-        print(f"{verb}: {label}{f['path']} ({', '.join(f['reasons'])})")
-    if not added:
-        print("run with --write to add them to " + str(inv.source))
+    if writing:
+        for p in planned:
+            print(f"added: {p.name}: {p.path} ({', '.join(p.reasons)})")
+        print(f"{'created' if created else 'updated'} {target}: {len(planned)} project(s), each with a port range "
+              "of its own")
+        return
+    verb = "would be created with" if inv is None else "would get"
+    print(f"# {len(planned)} project(s) not in the inventory; with --write, {target} {verb}:\n")
+    print(toml, end="")
+
+
+def _discover_inventory(given: str | None, reporter: Reporter) -> tuple[Path, Inventory | None]:
+    """The inventory discover adds to, and its content (None: it does not exist yet)."""
+    if given:
+        target = Path(given).expanduser().absolute()
+    else:
+        try:
+            target = find_inventory()
+        except InventoryError:
+            # No inventory anywhere: discover is how one starts, at the documented default place.
+            target = Path(USER_INVENTORY).expanduser()
+    if not os.path.lexists(target):
+        return target.absolute(), None
+    inv = load_inventory(target)
+    for warning in inv.warnings:
+        reporter.warn(f"{inv.source}: {warning}")
+    return inv.source, inv
+
+
+def _discover_roots(given: list[str], inv: Inventory | None, target: Path, reporter: Reporter) -> list[str]:
+    """Roots from --root (relative to the cwd; each must exist), else the configured ones (relative
+    to the inventory; a missing one is a warning), else the inventory's directory or the cwd."""
+    if given:
+        roots = [os.path.abspath(os.path.expanduser(r)) for r in given]
+        for r in roots:
+            if not os.path.isdir(r):
+                raise UsageError(f"--root {r}: {'not a directory' if os.path.lexists(r) else 'no such directory'}")
+        return roots
+    if inv is not None and inv.discover_roots:
+        roots = [os.path.normpath(os.path.join(target.parent, os.path.expanduser(r))) for r in inv.discover_roots]
+        for r in roots:
+            if not os.path.isdir(r):
+                reporter.warn(f"{target}: discover root {r} does not exist; skipped")
+        return [r for r in roots if os.path.isdir(r)]
+    return [str(target.parent if inv is not None else Path.cwd())]
