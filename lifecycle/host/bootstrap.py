@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .context import OpContext
 from .fsutil import (
@@ -178,21 +178,46 @@ def _kernel_wanted(spec: ProjectSpec, layout: Layout) -> Dict[str, Any]:
             "env": {"IPYTHONDIR": env["IPYTHONDIR"], "MPLCONFIGDIR": env["MPLCONFIGDIR"]}}
 
 
-def ensure_kernel(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
-    """Register the project's kernel inside the venv (--sys-prefix), with the isolation env."""
-    kernel_json = layout.kernels_dir / spec.kernel_name / "kernel.json"
+def kernel_json(spec: ProjectSpec, layout: Layout) -> Path:
+    return layout.kernels_dir / spec.kernel_name / "kernel.json"
+
+
+def kernel_problem(spec: ProjectSpec, layout: Layout) -> Optional[str]:
+    """Why the project's kernel is not registered as bootstrap registers it, or None when it is."""
+    path = kernel_json(spec, layout)
     wanted = _kernel_wanted(spec, layout)
     try:
-        current = read_json(kernel_json)
+        current = read_json(path)
+    except UnreadableFile as exc:
+        return f"{path} {exc}"
+    if current is None:
+        return f"no kernel {spec.kernel_name!r} in {layout.kernels_dir}"
+    if not isinstance(current, dict):
+        return f"{path} is not a kernel spec"
+    argv = current.get("argv") or [""]
+    env = current.get("env") or {}
+    if not (isinstance(argv, list) and argv and isinstance(argv[0], str)) or not isinstance(env, dict):
+        return f"{path} is not a kernel spec"
+    if Path(argv[0]).parent != layout.venv_python.parent:
+        return f"kernel {spec.kernel_name!r} runs {argv[0]}, not the venv's python"
+    wrong = [k for k, v in wanted["env"].items() if env.get(k) != v]
+    if wrong:
+        return f"kernel {spec.kernel_name!r} does not set {' and '.join(wrong)} to the project's directories"
+    if current.get("display_name") != wanted["display_name"]:
+        return f"kernel {spec.kernel_name!r} is displayed as {current.get('display_name')!r}, " \
+               f"not {wanted['display_name']!r}"
+    return None
+
+
+def ensure_kernel(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
+    """Register the project's kernel inside the venv (--sys-prefix), with the isolation env."""
+    wanted = _kernel_wanted(spec, layout)
+    try:
+        current = read_json(kernel_json(spec, layout))
     except UnreadableFile:
         current = None
-    if isinstance(current, dict):
-        argv = current.get("argv") or [""]
-        env = current.get("env") or {}
-        if (current.get("display_name") == wanted["display_name"]
-                and all(env.get(k) == v for k, v in wanted["env"].items())
-                and Path(argv[0]).parent == layout.venv_python.parent):
-            return ctx.result(spec.name, "kernel", OK, f"kernel {spec.kernel_name!r} registered")
+    if kernel_problem(spec, layout) is None:
+        return ctx.result(spec.name, "kernel", OK, f"kernel {spec.kernel_name!r} registered")
     if ctx.check:
         return ctx.result(spec.name, "kernel", CHANGED, f"would register kernel {spec.kernel_name!r}")
     cmd = [str(layout.venv_python), "-m", "ipykernel", "install", "--sys-prefix",
@@ -206,13 +231,20 @@ def ensure_kernel(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
                       diff={"before": current, "after": wanted})
 
 
-def ensure_dirs(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
-    """Isolation dirs exist; .logs and the runtime dir (pid file, log, runtime files: all can
-    carry the token) are owner-only."""
+def dirs_state(layout: Layout) -> Tuple[List[Path], List[Path]]:
+    """The isolation dirs (and .logs) that are missing, and the private ones that are not owner-only."""
     wanted = [layout.logs_dir] + layout.isolation_dirs
     private = [layout.logs_dir, layout.runtime_dir]
     missing = [d for d in wanted if not d.is_dir()]
     loose = [d for d in private if d.is_dir() and d.stat().st_mode & 0o077]
+    return missing, loose
+
+
+def ensure_dirs(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
+    """Isolation dirs exist; .logs and the runtime dir (pid file, log, runtime files: all can
+    carry the token) are owner-only."""
+    private = [layout.logs_dir, layout.runtime_dir]
+    missing, loose = dirs_state(layout)
     if not missing and not loose:
         return ctx.result(spec.name, "dirs", OK, "isolation dirs exist")
     names = [str(d.relative_to(layout.root)) for d in missing]

@@ -6,7 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .fsutil import SmallFile, UnreadableFile, read_small, remove
 from .procs import Snapshot
@@ -94,35 +94,47 @@ def remove_server_files(runtime_dir: Path, pid: int, problems: Optional[List[str
     return removed
 
 
-def clean_stale(runtime_dir: Path, snapshot: Snapshot, problems: Optional[List[str]] = None) -> List[str]:
-    """Remove runtime files of servers that are no longer running, and junk in their place.
+def find_stale(runtime_dir: Path, snapshot: Snapshot) -> List[Tuple[Path, Optional[int]]]:
+    """The runtime files ``clean_stale`` would remove now, each with its server's pid (None: junk).
 
-    Idempotent: a second call finds nothing to remove.  A file is stale when
-    its pid is dead, or the pid was reused: the process now holding it started
-    after the file was written.  A live process that may have written it is
-    never judged by its command line (wrappers such as voila run servers too).
-    A FIFO, directory, device or oversized file named like a runtime file is
-    junk; so is a malformed one, unless its server may still be writing it.
+    Reads only.  A file is stale when its pid is dead, or the pid was reused:
+    the process now holding it started after the file was written.  A live
+    process that may have written it is never judged by its command line
+    (wrappers such as voila run servers too).  A FIFO, directory, device or
+    oversized file named like a runtime file is junk; so is a malformed one,
+    unless its server may still be writing it.
     """
-    removed: List[str] = []
+    found: List[Tuple[Path, Optional[int]]] = []
     for path in server_files(runtime_dir):
         try:
             small = read_small(path)
         except UnreadableFile:
-            removed.extend(_remove_junk(path, problems))
+            found.append((path, None))
             continue
         if small is None:
             continue
         info = _parse(small)
         if info is None:
             if not _may_be_writing(path, small.mtime, snapshot):
-                removed.extend(_remove_junk(path, problems))
+                found.append((path, None))
             continue
         # Looked up live when the snapshot does not hold it: a server that
         # started after the snapshot wrote this file, and it is not stale.
         proc = snapshot.lookup(info.pid)
         if proc is None or proc.create_time > small.mtime + _REUSE_SLACK:
-            removed.extend(remove_server_files(runtime_dir, info.pid, problems))
+            found.append((path, info.pid))
+    return found
+
+
+def clean_stale(runtime_dir: Path, snapshot: Snapshot, problems: Optional[List[str]] = None) -> List[str]:
+    """Remove runtime files of servers that are no longer running, and junk in their place
+    (what ``find_stale`` finds).  Idempotent: a second call finds nothing to remove."""
+    removed: List[str] = []
+    for path, pid in find_stale(runtime_dir, snapshot):
+        if pid is None:
+            removed.extend(_remove_junk(path, problems))
+        else:
+            removed.extend(remove_server_files(runtime_dir, pid, problems))
     return removed
 
 
