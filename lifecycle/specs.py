@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 
 from .host.layout import APP_MODULES, ISOLATION
 from .host.spec import ProjectSpec
@@ -18,10 +19,13 @@ _APP_PACKAGES = {"lab": "jupyterlab", "notebook": "notebook", "server": "jupyter
 def _env():  # type: ignore[no-untyped-def]
     import jinja2  # deferred: only changing tasks render templates
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("lifecycle", "templates"),
         keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
     )
+    # Shell templates (app.sh) quote every value they paste.
+    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    return env
 
 
 def render(template: str, **values: object) -> str:

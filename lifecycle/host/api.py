@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
-from . import bootstrap, logs, orphans, portmap, restart, start, status, stop, stop_server, which
+from . import adopt, bootstrap, logs, orphans, portmap, restart, start, status, stop, stop_server, which
 from .context import Emit, OpContext
 from .fleet import survey
 from .fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
@@ -28,7 +28,8 @@ DEFAULT_WORKERS = 8
 
 # What a project whose directory is missing gets: nothing to stop is no failure; nothing to start is.
 _IF_MISSING = {"bootstrap": ("bootstrap", FAILED), "start": ("start", FAILED), "start-all": ("start", FAILED),
-               "restart": ("start", FAILED), "stop": ("stop", SKIPPED), "stop-all": ("stop", SKIPPED)}
+               "restart": ("start", FAILED), "stop": ("stop", SKIPPED), "stop-all": ("stop", SKIPPED),
+               "adopt": ("adopt", FAILED)}
 
 
 class RequestError(Exception):
@@ -78,6 +79,17 @@ def _bootstrap_locked(spec: ProjectSpec, ctx: OpContext) -> List[Result]:
                 return bootstrap.bootstrap(spec, ctx)
     except LockTimeout as exc:
         return [ctx.result(spec.name, "bootstrap", FAILED, str(exc))]
+
+
+def _adopt_locked(spec: ProjectSpec, ctx: OpContext, content: str, force: bool) -> List[Result]:
+    """Write the project's generated app.sh under its lock (audit --fix and start look at the project too)."""
+    if ctx.check:
+        return [adopt.ensure_app_sh(spec, ctx, content, force)]
+    try:
+        with project_lock(Layout.of(spec), _BOOTSTRAP_LOCK_WAIT, lambda m: ctx.progress(spec.name, m)):
+            return [adopt.ensure_app_sh(spec, ctx, content, force)]
+    except LockTimeout as exc:
+        return [ctx.result(spec.name, "adopt", FAILED, str(exc))]
 
 
 def _actions(results: List[Result]) -> Dict[str, Any]:
@@ -157,6 +169,8 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         "stop-all": lambda s: [stop.stop(s, ctx, timeout=timeout, skip_busy=skip_busy, found=scan)],
         "restart": lambda s: restart.restart(s, ctx, scan or survey(known), lambda: survey(known),
                                              port=port, timeout=timeout),
+        "adopt": lambda s: _adopt_locked(s, ctx, str((opts.get("scripts") or {}).get(s.name, "")),
+                                         bool(opts.get("force"))),
     }
     if op not in actions:
         raise RequestError(f"unknown operation {op!r}")

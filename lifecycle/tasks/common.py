@@ -228,14 +228,18 @@ def query(c: Any, task: str, pattern: str | None, tag: list[str] | None, host: s
 def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host: str | None,
                options: dict[str, Any], as_json: bool, show_token: bool = False,
                single: str | None = None, label: str | None = None,
-               local_only: str | None = None, show_login: bool = False) -> list[Result]:
+               local_only: str | None = None, show_login: bool = False,
+               per_project: Callable[[Inventory, list[Project]], dict[str, Any]] | None = None) -> list[Result]:
     """Select projects, run a changing operation, print lines and recap; exit non-zero on failure.
 
     ``single`` names a flag that only makes sense for one project; more is a usage error.
     ``show_login`` prints a start's login URL (with its token) even without ``show_token``.
+    ``per_project`` adds options computed from the selection (adopt's rendered scripts).
     An unreachable host gives each of its projects an ``unreachable`` result.
     """
     reporter, inv, projects = prepare(c, label or task, name, tag, host, as_json, show_token)
+    if per_project is not None:
+        options = {**options, **per_project(inv, projects)}
     reporter.show_login = reporter.show_login or show_login
     if single and len(projects) != 1:
         raise UsageError(f"{single} works on one project; {name!r} selects {len(projects)}: "
