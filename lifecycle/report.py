@@ -136,6 +136,9 @@ class Reporter:
                    "recap": counts}
             self.json(doc)
             return
+        self._recap(counts)
+
+    def _recap(self, counts: dict[str, dict[str, int]]) -> None:
         print(file=self.out)
         print("RECAP", file=self.out)
         width = max((len(h) for h in counts), default=5)
@@ -144,6 +147,28 @@ class Reporter:
             line = (f"{host:<{width}} : ok={c[OK]:<3} changed={c[CHANGED]:<3} failed={c[FAILED]:<3} "
                     f"skipped={c[SKIPPED]:<3} unreachable={c[UNREACHABLE]}")
             print(paint(line, status, self.out), file=self.out)
+
+    def public(self, results: list[Result]) -> list[dict[str, Any]]:
+        """The results as the JSON documents carry them: secrets dropped, tokens hidden unless asked for."""
+        return [self._public(r) for r in results]
+
+    def audit(self, doc: dict[str, Any], fixing: bool) -> None:
+        """The audit: one line per project, then each failure and warning with its fix or advice."""
+        with self._lock:
+            self._clear_progress()
+        if self.as_json:
+            self.json(doc)
+            return
+        if fixing and doc["results"]:
+            print(file=self.out)
+        print(audit_table(doc["projects"]), file=self.out)
+        lines = audit_problems(doc["projects"])
+        if lines:
+            print(file=self.out)
+            for status, text in lines:
+                print(paint(text, FAILED if status == "fail" else CHANGED, self.out), file=self.out)
+        if fixing:
+            self._recap(doc["recap"] or {})
 
     def _public(self, r: Result) -> dict[str, Any]:
         doc = r.to_dict(include_secret=False)
@@ -215,6 +240,39 @@ def unmanaged_table(rows: list[dict[str, Any]]) -> str:
     body = [[r["host"], r["pid"], r.get("port") or "", r.get("url") or "", r.get("root_dir") or "",
              uptime(r.get("started")), mib(r.get("rss_bytes"))] for r in rows]
     return _table(body, ["HOST", "PID", "PORT", "URL", "ROOT DIR", "UPTIME", "MEMORY"])
+
+
+def audit_table(rows: list[dict[str, Any]]) -> str:
+    """One line per project: how many rules pass, fail, warn or do not apply, and which ones do not pass."""
+    body = []
+    for r in rows:
+        counts = [str(sum(1 for rule in r["rules"] if rule["status"] == s)) if r["rules"] else ""
+                  for s in ("pass", "fail", "warn", "n/a")]
+        failed = [rule["id"] for rule in r["rules"] if rule["status"] == "fail"]
+        warned = [rule["id"] for rule in r["rules"] if rule["status"] == "warn"]
+        problems = ", ".join(failed) + (" (fail)" if failed else "")
+        if warned:
+            problems += ("; " if failed else "") + ", ".join(warned) + " (warn)"
+        if not r["rules"]:
+            problems = "(host unreachable)"
+        body.append([r["name"], r["host"], *counts, problems])
+    return _table(body, ["PROJECT", "HOST", "PASS", "FAIL", "WARN", "N/A", "NOT PASSING"])
+
+
+def audit_problems(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each failing or warning rule: (status, text with its message and its fix or advice)."""
+    out = []
+    for r in rows:
+        for rule in r["rules"]:
+            if rule["status"] not in ("fail", "warn"):
+                continue
+            text = f"{rule['status']}: [{r['host']}] {r['name']}: {rule['id']}: {rule['msg']}"
+            if rule.get("fix"):
+                text += f"\n    fix (audit --fix): {rule['fix']}"
+            if rule.get("advice"):
+                text += f"\n    to do: {rule['advice']}"
+            out.append((rule["status"], text))
+    return out
 
 
 def ports_table(rows: list[dict[str, Any]]) -> str:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
-from . import adopt, bootstrap, logs, orphans, portmap, restart, start, status, stop, stop_server, which
+from . import adopt, audit_fix, bootstrap, logs, orphans, portmap, restart, start, status, stop, stop_server, which
 from .context import Emit, OpContext
 from .fleet import survey
 from .fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
@@ -135,6 +135,8 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         for r in results:
             emit({"event": "result", "result": r.to_dict()})
         return _actions(results)
+    if op == "audit":
+        return audit_fix.run(specs, known, ctx, opts)
     if op == "stop-server":
         result = stop_server.stop_server(str(opts.get("target", "")), survey(known), ctx, float(timeout or 10.0))
         emit({"event": "result", "result": result.to_dict()})
