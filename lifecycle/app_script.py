@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 from pathlib import Path
 
 from .config_doc import HIDDEN, mask_args, secret_env
@@ -19,7 +18,7 @@ from .host.appsh import MARKER
 from .host.bootstrap import BLOCK_BEGIN, BLOCK_END
 from .host.layout import APP_MODULES, APP_PATHS
 from .inventory import Project
-from .specs import project_spec, render
+from .specs import project_spec, render, shell_quote
 
 # Bumped whenever the template changes what a generated script does; audit warns about older ones
 # and adopt updates them.
@@ -30,11 +29,11 @@ def sh_path(value: str) -> str:
     """A shell expression for an inventory path: relative to the project (``$ROOT``), under ``~``, or absolute."""
     if value == "~" or value.startswith("~/"):
         rest = value[2:]
-        return '"$HOME"' + ("/" + shlex.quote(rest) if rest else "")
+        return '"$HOME"' + ("/" + shell_quote(rest) if rest else "")
     if os.path.isabs(value):
-        return shlex.quote(os.path.normpath(value))
+        return shell_quote(os.path.normpath(value))
     rel = os.path.normpath(value)
-    return '"$ROOT"' if rel == "." else '"$ROOT"/' + shlex.quote(rel)
+    return '"$ROOT"' if rel == "." else '"$ROOT"/' + shell_quote(rel)
 
 
 def _args(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -51,7 +50,7 @@ def _args(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
 
 def _requirements(project: Project) -> list[str]:
     spec = project_spec(project)
-    words = [shlex.quote(r) for r in spec.requirements]
+    words = [shell_quote(r) for r in spec.requirements]
     if spec.requirements_file:
         words += ["-r", sh_path(spec.requirements_file)]
     return words
@@ -63,7 +62,7 @@ def render_app_sh(project: Project, inventory: Path) -> str:
     spec = project_spec(project)
     kept, omitted = _args(project.args)
     variables = dict(project.env)
-    env = [(k, shlex.quote(v)) for k, v in variables.items() if not (v and secret_env(k))]
+    env = [(k, shell_quote(v)) for k, v in variables.items() if not (v and secret_env(k))]
     secrets = [k for k, v in variables.items() if v and secret_env(k)]
     return render(
         "app.sh.j2",
@@ -77,6 +76,6 @@ def render_app_sh(project: Project, inventory: Path) -> str:
         start_timeout=f"{project.start_timeout:g}", inventory=str(inventory),
         gitignore_begin=BLOCK_BEGIN,
         gitignore_block="\n".join([BLOCK_BEGIN, *spec.gitignore_block.strip("\n").splitlines(), BLOCK_END]),
-        requirements=" ".join(_requirements(project)), args=" ".join(shlex.quote(a) for a in kept),
+        requirements=" ".join(_requirements(project)), args=" ".join(shell_quote(a) for a in kept),
         omitted=omitted, env=env, secret_env=secrets,
     )

@@ -24,8 +24,24 @@ def _env():  # type: ignore[no-untyped-def]
         keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
     )
     # Shell templates (app.sh) quote every value they paste.
-    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    env.filters["sh"] = shell_quote
     return env
+
+
+def shell_quote(value: object) -> str:
+    """``value`` as one bash word.  Text with ``$`` or backquotes is written ``$'...'``: in single quotes
+    it is just as literal, but shellcheck takes it for a forgotten expansion (SC2016)."""
+    text = str(value)
+    if not any(c in text for c in "$`") and text.isprintable():
+        return shlex.quote(text)
+    escaped = "".join({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t"}.get(c, c)
+                      if c.isprintable() or c in "\n\t" else _escape(c) for c in text)
+    return f"$'{escaped}'"
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\U{code:08x}"
 
 
 def render(template: str, **values: object) -> str:
