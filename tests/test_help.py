@@ -23,7 +23,7 @@ from inprocess import jlc
 
 TASKS = list(namespace.task_names)
 POSITIONAL = {"bootstrap": "NAME", "start": "NAME", "stop": "NAME", "restart": "NAME", "logs": "NAME",
-              "open": "NAME", "which": "TARGET", "trust": "HOST", "stop-server": "TARGET"}
+              "open": "NAME", "which": "TARGET", "trust": "HOST", "stop-server": "TARGET", "adopt": "NAME"}
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,8 @@ def no_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_task_is_described_and_has_a_kind_for_every_value_flag() -> None:
-    assert set(POSITIONAL) | {"status", "ports", "orphans", "stop-all", "start-all", "config", "discover"} == set(TASKS)
+    assert set(POSITIONAL) | {"status", "ports", "orphans", "stop-all", "start-all", "config", "discover",
+                              "audit"} == set(TASKS)
     for name in TASKS:
         task = namespace[name]
         assert isinstance(task, LifecycleTask) and task.__doc__, name

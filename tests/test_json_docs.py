@@ -136,7 +136,7 @@ class Checker:
 
 def test_the_notation_is_read() -> None:
     shapes = documented()
-    assert set(shapes) == {"status", "ports", "orphans", "which", "config", "logs", "discover", "actions"}
+    assert set(shapes) == {"status", "ports", "orphans", "which", "config", "logs", "discover", "actions", "audit"}
     assert shapes["actions"].keys["results"][1].item.keys["facts"] == (True, SCALAR)
     assert isinstance(shapes["actions"].keys["recap"][1].any_key, Shape)
 
@@ -167,6 +167,9 @@ def test_every_document_matches_the_docs(ws: Workspace, checker: Checker) -> Non
         check("logs", ws.json("logs", "*", expect=4))
         check("config", ws.json("config"))
         check("discover", ws.json("discover"))
+        check("audit", ws.json("audit", expect=4))
+        check("audit", ws.json("audit", "--only", "beta", "--fix", "--check", expect=1))
+        check("actions", ws.json("adopt", "beta", "--check"))
         # Untracked: the pid file gone, the server is an orphan of alpha.
         (alpha / ".logs" / "jupyter.pid").unlink()
         orphans = ws.json("orphans", "--only", "alpha")
