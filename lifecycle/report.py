@@ -167,8 +167,8 @@ class Reporter:
             print(file=self.out)
             for status, text in lines:
                 print(paint(text, FAILED if status == "fail" else CHANGED, self.out), file=self.out)
-        if fixing:
-            self._recap(doc["recap"] or {})
+        if fixing and doc["recap"]:
+            self._recap(doc["recap"])
 
     def _public(self, r: Result) -> dict[str, Any]:
         doc = r.to_dict(include_secret=False)

@@ -195,7 +195,7 @@ def test_check_needs_fix(lone_project: Path) -> None:
     assert proc.stderr == "error: --check only applies with --fix: audit without --fix changes nothing\n"
 
 
-def test_audit_and_fix_on_a_remote_host(ws: Workspace, ssh_lab: SshLab) -> None:
+def test_audit_fix_and_adopt_on_a_remote_host(ws: Workspace, ssh_lab: SshLab) -> None:
     ws.extra_toml = ssh_lab.hosts_toml("box1")
     remote = ws.project("far", host="box1")
     local = ws.project("near")
@@ -208,3 +208,8 @@ def test_audit_and_fix_on_a_remote_host(ws: Workspace, ssh_lab: SshLab) -> None:
                                                                       ("kernel", "changed")}
     assert "fail" not in statuses(fixed, "far").values()
     assert (remote / ".gitignore").exists() and not (local / ".gitignore").exists()
+    # adopt writes through the host layer too: the text is rendered here, written there.
+    adopted = ws.json("adopt", "far")["results"][0]
+    assert (adopted["host"], adopted["status"]) == ("box1", "changed")
+    assert (remote / "scripts" / "app.sh").stat().st_mode & 0o111
+    assert rule(ws.json("audit", "--only", "far"), "far", "app-sh")["status"] == "pass"
