@@ -14,9 +14,11 @@ from typing import Any
 
 from .errors import InventoryError
 from .host.fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
+from .units import UnitError, parse_duration, parse_size
 
 LOCAL = "local"
 APPS = ("lab", "notebook", "server")
+RESTART_POLICIES = ("no", "on-failure", "always")
 # Always fullmatch: with match and "$", "name\n" would pass ("$" matches before a final newline).
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NAME_RULE = "must start with a letter or digit and hold only letters, digits, '.', '_' and '-'"
@@ -39,6 +41,15 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "requirements": list(DEFAULT_REQUIREMENTS),
     "env": {},
     "args": [],
+    # Keeping Labs alive and lean (docs/inventory.md, "Idle cull, restarts, logs").
+    "idle_timeout": "off",
+    "kernel_idle_timeout": "off",
+    "cull_connected": False,
+    "restart": "no",
+    "restart_max": 5,
+    "restart_window": "10m",
+    "log_max_size": "10M",
+    "log_keep": 3,
 }
 PROJECT_ONLY = {"path", "tags", "display_name"}
 PROJECT_KEYS = set(BUILTIN_DEFAULTS) | PROJECT_ONLY
@@ -84,6 +95,14 @@ class Project:
     display_name: str = ""
     # Why the project cannot be worked on here (its directory is gone); None when it can.
     missing: str | None = None
+    idle_timeout: float | None = None
+    kernel_idle_timeout: float | None = None
+    cull_connected: bool = False
+    restart: str = "no"
+    restart_max: int = 5
+    restart_window: float = 600.0
+    log_max_size: int = 10 * 1024**2
+    log_keep: int = 3
 
     def to_dict(self) -> dict[str, Any]:
         """The inventory keys (``missing`` is a finding about the disk, not a setting)."""
@@ -263,6 +282,28 @@ class _Loader:
             if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
                 raise bad("a list of requirement strings, or a path to a requirements file")
             return tuple(value)
+        if key in ("idle_timeout", "kernel_idle_timeout", "restart_window"):
+            try:
+                return parse_duration(value, allow_off=key != "restart_window")
+            except UnitError as exc:
+                raise bad(str(exc)) from None
+        if key == "log_max_size":
+            try:
+                return parse_size(value)
+            except UnitError as exc:
+                raise bad(str(exc)) from None
+        if key in ("restart_max", "log_keep"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad("a positive integer")
+            return value
+        if key == "cull_connected":
+            if not isinstance(value, bool):
+                raise bad("true or false")
+            return value
+        if key == "restart":
+            if value not in RESTART_POLICIES:
+                raise bad("one of " + ", ".join(f'"{p}"' for p in RESTART_POLICIES))
+            return value
         if key == "env":
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise bad("a table of string values")
@@ -330,6 +371,10 @@ class _Loader:
             requirements_file=reqs if isinstance(reqs, str) else None,
             tags=tuple(merged.get("tags", ())), env=merged["env"], args=tuple(merged["args"]),
             display_name=merged.get("display_name", name), missing=missing,
+            idle_timeout=merged["idle_timeout"], kernel_idle_timeout=merged["kernel_idle_timeout"],
+            cull_connected=merged["cull_connected"], restart=merged["restart"],
+            restart_max=merged["restart_max"], restart_window=merged["restart_window"],
+            log_max_size=merged["log_max_size"], log_keep=merged["log_keep"],
         )
 
 

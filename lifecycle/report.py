@@ -231,9 +231,12 @@ def status_table(rows: list[dict[str, Any]], show_token: bool = False) -> str:
     for r in ordered:
         url = (r.get("token_url") if show_token else None) or r.get("url") or ""
         state = r["state"] + ("*" if r.get("tracked") is False else "")
+        restarts = r.get("restarts")
         body.append([r["name"], r["host"], state, r.get("pid") or "", r.get("port") or "", url,
-                     uptime(r.get("started")), _kernels(r), mib(r.get("rss_bytes")), r.get("note") or ""])
-    return _table(body, ["PROJECT", "HOST", "STATE", "PID", "PORT", "URL", "UPTIME", "KERNELS", "MEMORY", "NOTE"])
+                     uptime(r.get("started")), _kernels(r), mib(r.get("rss_bytes")),
+                     "" if restarts is None else restarts, r.get("note") or ""])
+    return _table(body, ["PROJECT", "HOST", "STATE", "PID", "PORT", "URL", "UPTIME", "KERNELS", "MEMORY",
+                         "RESTARTS", "NOTE"])
 
 
 def unmanaged_table(rows: list[dict[str, Any]]) -> str:

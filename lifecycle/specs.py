@@ -81,4 +81,7 @@ def project_spec(project: Project) -> ProjectSpec:
         requirements_file=project.requirements_file, env=dict(project.env), args=project.args,
         stop_timeout=project.stop_timeout, start_timeout=project.start_timeout,
         display_name=project.display_name or project.name, gitignore_block=gitignore_block(project),
+        idle_timeout=project.idle_timeout, kernel_idle_timeout=project.kernel_idle_timeout,
+        cull_connected=project.cull_connected, restart=project.restart, restart_max=project.restart_max,
+        restart_window=project.restart_window, log_max_size=project.log_max_size, log_keep=project.log_keep,
     )

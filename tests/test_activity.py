@@ -33,6 +33,10 @@ def test_status_does_not_reset_the_idle_clock(ws: Workspace) -> None:
         row = ws.json("status")["projects"][0]
         assert row["kernels"] == 1  # status did ask the server about its kernels
     assert ws.cli("which", f"pid:{pid}").returncode == 0
+    # cull's probe reads /api/status, /api/kernels and /api/terminals: none of it is activity.
+    for args in (["cull", "--idle", "1h"], ["cull", "--kernels", "--idle", "1h"], ["cull", "--check", "--idle", "1s"]):
+        looked = ws.cli(*args)
+        assert looked.returncode == 0 and "p1" in looked.stdout, looked.stderr + looked.stdout
     assert last_activity() == before
     # The probe can fail: a plain authenticated request does move the clock.
     api(f"{base}/api/kernels", token)

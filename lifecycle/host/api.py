@@ -11,7 +11,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
-from . import adopt, audit_fix, bootstrap, logs, orphans, portmap, restart, start, status, stop, stop_server, which
+from . import (
+    adopt,
+    audit_fix,
+    bootstrap,
+    cull,
+    logs,
+    orphans,
+    portmap,
+    restart,
+    runstate,
+    start,
+    status,
+    stop,
+    stop_server,
+    which,
+)
 from .context import Emit, OpContext
 from .fleet import survey
 from .fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
@@ -147,6 +162,13 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
                                show_token=bool(opts.get("show_token")))
         except which.WhichError as exc:
             return {"version": PROTOCOL, "error": str(exc)}
+    if op == "cull":
+        found = survey(known)
+        idle = opts.get("idle")
+        kernels_only = bool(opts.get("kernels"))
+        return _actions(_each(specs, ctx, workers, lambda s: cull.cull(
+            s, ctx, found, *cull.timeouts(s, float(idle) if idle is not None else None, kernels_only)),
+            ("cull", SKIPPED)))
     if op == "logs":
         if opts.get("follow"):
             # Like tail -f: the last lines first, then whatever is written next.
@@ -176,6 +198,9 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
     }
     if op not in actions:
         raise RequestError(f"unknown operation {op!r}")
+    # What the user wants is recorded for the supervisor (host/runstate.py); --check says nothing.
+    layouts = {} if ctx.check else {s.name: Layout.of(s) for s in specs}
+    before = runstate.before_user_op(op, layouts)
     results = _each(specs, ctx, 1 if op == "bootstrap" else workers, actions[op], _IF_MISSING[op])
     if op == "stop-all":
         # Everything else of these projects too: untracked servers and kernels whose server is gone.
@@ -190,4 +215,8 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
             final = start.run_attached(specs[0], ctx, results[0])
             emit({"event": "result", "result": final.to_dict()})
             results.append(final)
+    outcomes: Dict[str, List[Tuple[str, str]]] = {}
+    for r in results:
+        outcomes.setdefault(r.project or "", []).append((r.action, r.status))
+    runstate.after_user_op(op, layouts, outcomes, before)
     return _actions(results)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Dict, List, Optional
 
@@ -51,6 +52,47 @@ def kernels(base: str, token: str, timeout: float = 2.0) -> Optional[List[Dict[s
     except (OSError, ValueError, urllib.error.URLError):
         return None
     return data if isinstance(data, list) else None
+
+
+def _read(base: str, path: str, token: str, timeout: float = 2.0) -> Any:
+    """GET an API path as a look that is not user activity; None when the server cannot be asked.
+
+    Every read the tool makes goes through here or ``kernels``: jupyter_server counts any other
+    authenticated request as activity, which would keep idle servers alive and defeat culling.
+    """
+    sep = "&" if "?" in path else "?"
+    try:
+        return _request(f"{base}{path}{sep}no_track_activity=1", token=token, timeout=timeout)
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def activity(base: str, token: str, timeout: float = 2.0) -> Optional[Dict[str, Any]]:
+    """``/api/status``: ``started``, ``last_activity`` (API, kernels, terminals), ``kernels``, ``connections``."""
+    data = _read(base, "/api/status", token, timeout)
+    return data if isinstance(data, dict) and "last_activity" in data else None
+
+
+def terminals(base: str, token: str, timeout: float = 2.0) -> List[Dict[str, Any]]:
+    """The server's terminals with their ``last_activity`` (none when terminals are off or unreadable)."""
+    data = _read(base, "/api/terminals", token, timeout)
+    return data if isinstance(data, list) else []
+
+
+def kernel(base: str, token: str, kernel_id: str, timeout: float = 2.0) -> Optional[Dict[str, Any]]:
+    """One kernel's model as it is now; None when it is gone or the server cannot be asked."""
+    data = _read(base, f"/api/kernels/{urllib.parse.quote(kernel_id)}", token, timeout)
+    return data if isinstance(data, dict) else None
+
+
+def shutdown_kernel(base: str, token: str, kernel_id: str, timeout: float = 10.0) -> bool:
+    """Shut one kernel down through the server (the server stays); True when it accepted."""
+    try:
+        _request(f"{base}/api/kernels/{urllib.parse.quote(kernel_id)}?no_track_activity=1", token=token,
+                 method="DELETE", timeout=timeout)
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+    return True
 
 
 def server_kernels(info: Optional[ServerInfo]) -> Optional[List[Dict[str, Any]]]:

@@ -28,6 +28,15 @@ class ProjectSpec:
     start_timeout: float = 60.0
     display_name: str = ""
     gitignore_block: str = ""
+    # Keeping the server alive and lean; seconds and bytes (the controller parsed the human units).
+    idle_timeout: Optional[float] = None
+    kernel_idle_timeout: Optional[float] = None
+    cull_connected: bool = False
+    restart: str = "no"
+    restart_max: int = 5
+    restart_window: float = 600.0
+    log_max_size: int = 10 * 1024 * 1024
+    log_keep: int = 3
 
     @property
     def kernel_name(self) -> str:

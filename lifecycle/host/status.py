@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Set
 
-from . import jupyter_api
+from . import jupyter_api, runstate
 from .context import OpContext
 from .fleet import Survey, survey
 from .fsutil import not_a_directory
@@ -30,7 +30,7 @@ def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -
         "name": spec.name, "host": host, "path": str(layout.root), "state": "stopped",
         "pid": None, "port": None, "url": None, "started": None,
         "kernels": None, "busy_kernels": None, "rss_bytes": None,
-        "tracked": None, "note": "",
+        "tracked": None, "note": "", "restarts": 0, "last_exit": None,
     }
     why = not_a_directory(str(layout.root))
     if why is not None:
@@ -41,6 +41,7 @@ def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -
         _fill_row(row, spec, layout, found, show_token, problems)
     except Exception as exc:  # one project's trouble must not take the fleet view down
         problems.append(f"could not read this project's state: {type(exc).__name__}: {exc}")
+    problems += supervision_notes(row, runstate.read(layout))
     orphaned = [k for k in found.orphan_kernels if k.project == spec.name]
     if orphaned:
         n = len(orphaned)
@@ -83,6 +84,23 @@ def _fill_row(row: Dict[str, Any], spec: ProjectSpec, layout: Layout, found: Sur
                        if server.found_by == "root dir" else "no pid file (started outside the tool)")
     if show_token:
         row["token_url"] = urls["token_url"]
+
+
+def supervision_notes(row: Dict[str, Any], state: runstate.RunState) -> List[str]:
+    """RESTARTS and the last exit (from the project's run state), and what the note says about them."""
+    row["restarts"] = state.restarts
+    row["last_exit"] = state.last_exit
+    running = row["state"] in ("running", "starting")
+    notes = []
+    if state.gave_up and not running:
+        notes.append(f"supervisor gave up: {state.gave_up.get('msg')} (start resumes)")
+    elif state.pending and not running:
+        notes.append(f"restart pending: {state.pending}")
+    elif state.culled and row["state"] == "stopped" and state.wanted == runstate.STOPPED:
+        notes.append(f"culled {state.culled.get('at')} after {state.culled.get('idle')} idle")
+    if state.last_exit and (state.restarts or state.gave_up or state.pending):
+        notes.append(f"last exit: {state.last_exit.get('reason')} ({state.last_exit.get('at')})")
+    return notes
 
 
 def unmanaged_rows(found: Survey, host: str, claimed: Set[int]) -> List[Dict[str, Any]]:

@@ -50,7 +50,7 @@ def status(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
         doc["projects"].extend(
             {"name": p.name, "host": h, "path": p.path, "state": "unreachable", "pid": None, "port": None,
              "url": None, "started": None, "kernels": None, "busy_kernels": None, "rss_bytes": None,
-             "tracked": None, "note": why} for p in run.projects if p.host == h)
+             "tracked": None, "note": why, "restarts": None, "last_exit": None} for p in run.projects if p.host == h)
     doc["projects"].sort(key=lambda r: (r["host"] != LOCAL, r["host"], r["name"]))
     run.reporter.status(doc)
     _done(run)
