@@ -179,6 +179,10 @@ class Reporter:
             doc["msg"] = redact(doc["msg"])
         return doc
 
+    def json_line(self, r: Result) -> None:
+        """One result as one line of JSON (a task that streams results for as long as it runs)."""
+        print(json.dumps(self._public(r)), file=self.out, flush=True)
+
     def json(self, doc: dict[str, Any]) -> None:
         print(json.dumps(doc, indent=2, sort_keys=False), file=self.out)
 

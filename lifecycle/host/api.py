@@ -25,6 +25,7 @@ from . import (
     status,
     stop,
     stop_server,
+    supervise,
     which,
 )
 from .context import Emit, OpContext
@@ -169,6 +170,8 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         return _actions(_each(specs, ctx, workers, lambda s: cull.cull(
             s, ctx, found, *cull.timeouts(s, float(idle) if idle is not None else None, kernels_only)),
             ("cull", SKIPPED)))
+    if op == "supervise":
+        return _actions(supervise.supervise(specs, known, ctx))
     if op == "logs":
         if opts.get("follow"):
             # Like tail -f: the last lines first, then whatever is written next.

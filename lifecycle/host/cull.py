@@ -93,6 +93,21 @@ def kernel_verdict(kernel: Dict[str, Any], timeout: float, cull_connected: bool,
     return at - last >= timeout, at - last
 
 
+def due(spec: ProjectSpec, info: ServerInfo, clock: Clock = now) -> bool:
+    """Whether the project's policy would cull its server or a kernel now: the supervisor's cheap
+    look each round (two API reads, no process scan); ``cull`` then looks again before acting."""
+    if spec.idle_timeout is None and spec.kernel_idle_timeout is None:
+        return False
+    act = probe(info)
+    if act is None:
+        return False
+    at = clock()
+    if spec.idle_timeout is not None and server_verdict(act, spec.idle_timeout, spec.cull_connected, at)[0]:
+        return True
+    timeout = spec.kernel_idle_timeout
+    return timeout is not None and any(kernel_verdict(k, timeout, spec.cull_connected, at)[0] for k in act.kernels)
+
+
 def cull(spec: ProjectSpec, ctx: OpContext, found: Survey, server_timeout: Optional[float],
          kernel_timeout: Optional[float], clock: Clock = now) -> List[Result]:
     """Cull the project's server if idle past ``server_timeout``, else its kernels idle past

@@ -8,17 +8,18 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from .context import OpContext
-from .fsutil import tail_lines
 from .layout import Layout
+from .logrotate import tail
 from .spec import ProjectSpec
 
 
 def show(specs: List[ProjectSpec], lines: int) -> List[Dict[str, Any]]:
+    """The last ``lines`` lines of each log, read on into the rotated ones when the current is shorter."""
     out = []
     for spec in specs:
         path = Layout.of(spec).log_file
         out.append({"project": spec.name, "path": str(path), "exists": path.exists(),
-                    "lines": tail_lines(path, lines)})
+                    "lines": tail(path, lines, spec.log_keep)})
     return out
 
 

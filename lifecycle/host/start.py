@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import psutil
 
-from . import jupyter_api
+from . import jupyter_api, logrotate
 from .context import OpContext
 from .fleet import Survey, survey
 from .fsutil import PRIVATE_FILE, private_dir, tail_lines, tighten
@@ -62,15 +62,6 @@ def _running_result(spec: ProjectSpec, ctx: OpContext, server: ServerRef, msg: s
     return ctx.result(spec.name, "start", status, f"{msg} on {urls['url']} pid {server.pid}",
                       facts={"pid": server.pid, "port": server.port, "url": urls["url"]},
                       secret={"token_url": urls["token_url"]})
-
-
-def _rotate(log_file: "os.PathLike[str]") -> None:
-    path = os.fspath(log_file)
-    try:
-        os.replace(path, path + ".1")
-    except FileNotFoundError:
-        # Nothing to rotate, or another run rotated it a moment ago.
-        pass
 
 
 def start(spec: ProjectSpec, ctx: OpContext, port: Optional[int] = None,
@@ -147,7 +138,7 @@ def start_unlocked(spec: ProjectSpec, layout: Layout, ctx: OpContext, port: Opti
         claims.release(chosen)
 
 
-def _prepare_files(layout: Layout) -> None:
+def _prepare_files(layout: Layout, keep: int) -> None:
     """The dirs a server writes to, with the private ones owner-only, and a fresh log."""
     # .logs holds the pid file, identity and log (the log prints the token);
     # the runtime dir holds jpserver-*.json and the -open.html login page.
@@ -155,15 +146,14 @@ def _prepare_files(layout: Layout) -> None:
     private_dir(layout.runtime_dir)
     for d in layout.isolation_dirs:
         d.mkdir(parents=True, exist_ok=True)
-    rotated = layout.log_file.with_name(layout.log_file.name + ".1")
-    for f in (layout.pid_file, layout.meta_file, layout.log_file, rotated):
+    for f in (layout.pid_file, layout.meta_file, layout.log_file, logrotate.rotated(layout.log_file, 1)):
         tighten(f)
-    _rotate(layout.log_file)
+    logrotate.begin_new_log(layout.log_file, keep)
 
 
 def _launch(spec: ProjectSpec, layout: Layout, ctx: OpContext, port: int, notes: List[str]) -> Result:
     try:
-        _prepare_files(layout)
+        _prepare_files(layout, spec.log_keep)
         log_fd = os.open(str(layout.log_file), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
     except OSError as exc:
         return ctx.result(spec.name, "start", FAILED, f"cannot prepare {layout.logs_dir}: {_why(exc)}")
