@@ -16,10 +16,13 @@ from typing import Any
 from .inventory import Host, Inventory, Project
 
 HIDDEN = "<hidden>"
+# Keeping Labs alive and lean: timeouts in seconds ("off" when unset), sizes in bytes.
+KEEP_KEYS = ("idle_timeout", "kernel_idle_timeout", "cull_connected", "restart", "restart_max", "restart_window",
+             "log_max_size", "log_keep")
 DEFAULT_KEYS = ("host", "port_range", "app", "stop_timeout", "start_timeout", "python", "venv", "notebook_dir",
-                "ip", "requirements", "env", "args")
+                "ip", "requirements", "env", "args", *KEEP_KEYS)
 PROJECT_KEYS = ("path", "host", "port_range", "app", "stop_timeout", "start_timeout", "python", "venv",
-                "notebook_dir", "ip", "requirements", "tags", "env", "args", "display_name")
+                "notebook_dir", "ip", "requirements", "tags", "env", "args", "display_name", *KEEP_KEYS)
 HOST_KEYS = ("address", "port", "user", "identity", "connect_timeout", "forks", "known_hosts", "ssh_config",
              "python", "inventory")
 # Environment variables that carry credentials: JUPYTER_TOKEN, JUPYTER_PASSWORD, AWS_SECRET_ACCESS_KEY, ...
@@ -79,8 +82,15 @@ def _project(p: Project) -> dict[str, Any]:
         # The inventory's one key: a list of specifiers, or the path of a requirements file.
         "requirements": p.requirements_file if p.requirements_file is not None else list(p.requirements),
         "tags": list(p.tags), "env": dict(p.env), "args": list(p.args), "display_name": p.display_name or p.name,
+        **{k: getattr(p, k) for k in KEEP_KEYS},
     }
+    values.update(_off(values))
     return {k: values[k] for k in PROJECT_KEYS}
+
+
+def _off(values: dict[str, Any]) -> dict[str, Any]:
+    """A timeout that is off reads ``"off"``, as in the inventory (TOML has no null)."""
+    return {k: "off" for k in ("idle_timeout", "kernel_idle_timeout") if k in values and values[k] is None}
 
 
 def _host(h: Host) -> dict[str, Any]:
@@ -91,6 +101,7 @@ def config_document(inv: Inventory, names: Iterable[str], show_token: bool = Fal
     """The ``config`` document for the projects ``names`` (every host and default is shown)."""
     chosen = set(names)
     defaults = {k: inv.defaults[k] for k in DEFAULT_KEYS if k in inv.defaults}
+    defaults.update(_off(defaults))
     projects = {n: _project(p) for n, p in sorted(inv.projects.items()) if n in chosen}
     if not show_token:
         defaults = _mask(defaults)

@@ -293,8 +293,10 @@ class _Loader:
             except UnitError as exc:
                 raise bad(str(exc)) from None
         if key in ("restart_max", "log_keep"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad("a positive integer")
+            # log_keep files are renamed one by one at every rotation: keep it a handful.
+            high = 100 if key == "log_keep" else 1000
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+                raise bad(f"a positive integer, at most {high}")
             return value
         if key == "cull_connected":
             if not isinstance(value, bool):

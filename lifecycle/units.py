@@ -8,6 +8,9 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?$")
 _BYTES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+MAX_SIZE = 1024**4
+# A year: longer is a typo, and far larger values overflow the clocks they are added to.
+MAX_DURATION = 366 * 86400
 # Words that switch a timeout off (a project overriding a default that culls).
 OFF = ("off", "never", "none")
 
@@ -40,8 +43,10 @@ def parse_duration(value: object, allow_off: bool = False) -> float | None:
             seconds = sum(float(n) * _SECONDS[u] for n, u in parts)
     else:
         raise UnitError(expected)
-    if seconds <= 0:
+    if not seconds > 0:
         raise UnitError(expected + ", greater than zero")
+    if seconds > MAX_DURATION:
+        raise UnitError(expected + ", at most 366d")
     return seconds
 
 
@@ -56,10 +61,15 @@ def parse_size(value: object) -> int:
         m = _SIZE.match(value.strip().lower())
         if not m:
             raise UnitError(expected)
-        size = int(float(m.group(1)) * _BYTES[m.group(2)])
+        scaled = float(m.group(1)) * _BYTES[m.group(2)]
+        if not scaled <= MAX_SIZE:  # also inf, from a number of thousands of digits
+            raise UnitError(expected + ", at most 1T")
+        size = int(scaled)
     else:
         raise UnitError(expected)
     if size <= 0:
         raise UnitError(expected + ", greater than zero")
+    if size > MAX_SIZE:
+        raise UnitError(expected + ", at most 1T")
     return size
 

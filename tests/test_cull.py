@@ -147,7 +147,7 @@ def test_cull_with_idle_flag_and_without_policy(ws: Workspace) -> None:
 
 
 @pytest.mark.parametrize(("flag", "message"), [
-    ("5x", "--idle expects a duration such as"),
+    ("5x", "--idle: expected a duration such as"),
     ("0s", "greater than zero"),
 ])
 def test_bad_idle_flag_is_a_usage_error(ws: Workspace, flag: str, message: str) -> None:
@@ -198,7 +198,7 @@ def test_bad_durations_in_the_inventory_exit_2_at_load(ws: Workspace) -> None:
     ws.project("p2")
     doc = json.loads(ws.cli("config", "--json").stdout)
     p1, p2 = doc["projects"]["p1"], doc["projects"]["p2"]
-    assert (p1["idle_timeout"], p1["kernel_idle_timeout"], p1["log_max_size"]) == (None, 5400.0, 512 * 1024)
+    assert (p1["idle_timeout"], p1["kernel_idle_timeout"], p1["log_max_size"]) == ("off", 5400.0, 512 * 1024)
     assert (p2["idle_timeout"], p2["restart"], p2["log_keep"], p2["log_max_size"]) == (7200.0, "no", 3, 10 * 2**20)
 
 

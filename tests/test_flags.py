@@ -12,7 +12,7 @@ import pytest
 
 from lifecycle.errors import UsageError
 from lifecycle.tasks import flags, namespace
-from lifecycle.tasks.flags import COUNT, LINES, PORT, SECONDS, TARGET
+from lifecycle.tasks.flags import COUNT, DURATION, LINES, PORT, SECONDS, TARGET
 
 from conftest import Workspace
 from inprocess import jlc
@@ -22,6 +22,7 @@ BAD: dict[flags.Kind, list[str]] = {
     SECONDS: ["abc", "nan", "inf", "-inf", "-1", "0", "1e400", "86401", ""],
     COUNT: ["abc", "0", "-5", "1.5", "1e3", "", "9" * 5000],
     LINES: ["abc", "-5", "1.5", "", "1_000"],
+    DURATION: ["abc", "0", "0s", "-5m", "2x", "", "h", "1e400", "inf"],
 }
 ARGUMENT = {"NAME": "alpha", "TARGET": "1", "HOST": "box"}
 

@@ -35,7 +35,7 @@ def no_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_task_is_described_and_has_a_kind_for_every_value_flag() -> None:
     assert set(POSITIONAL) | {"status", "ports", "orphans", "stop-all", "start-all", "config", "discover",
-                              "audit"} == set(TASKS)
+                              "audit", "cull", "supervise"} == set(TASKS)
     for name in TASKS:
         task = namespace[name]
         assert isinstance(task, LifecycleTask) and task.__doc__, name

@@ -164,4 +164,25 @@ def test_supervise_once_and_bad_flags(ws: Workspace) -> None:
     quiet = ws.cli("supervise", "--once")
     assert quiet.returncode == 0 and quiet.stdout == "", quiet.stdout  # nothing to do: no line
     bad = ws.cli("supervise", "--interval", "soon")
-    assert bad.returncode == 2 and "--interval expects a number" in bad.stderr
+    assert bad.returncode == 2 and "--interval: expected a positive number of seconds" in bad.stderr
+
+
+def test_run_state_survives_junk(tmp_path: Path) -> None:
+    from lifecycle.host import runstate
+    from lifecycle.host.layout import Layout
+
+    layout = Layout(root=tmp_path, venv=tmp_path / ".venv")
+    (tmp_path / ".logs").mkdir()
+    path = runstate.path_of(layout)
+    os.mkfifo(path)
+    assert runstate.read(layout) == runstate.RunState()  # a FIFO: read at once, not waited on
+    runstate.want(layout, runstate.STOPPED, "stop")  # the junk is replaced by a regular file
+    assert path.is_file() and runstate.read(layout).wanted == "stopped"
+    path.write_text("{not json")
+    assert runstate.read(layout) == runstate.RunState()
+    path.write_text('{"restarts": "many", "recent": 5, "wanted": "running", "mystery": 1}')
+    state = runstate.read(layout)
+    assert (state.restarts, state.recent, state.wanted) == (0, [], "running")
+    path.write_text(" " * (70 * 1024))  # larger than any state file we write
+    assert runstate.read(layout) == runstate.RunState()
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)

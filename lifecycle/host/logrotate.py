@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
 import psutil
 
-from .fsutil import PRIVATE_FILE, remove, write_atomic
+from .fsutil import PRIVATE_FILE, TAIL_LIMIT, UnreadableFile, read_json, remove, write_atomic
 
 # How long writers may take to stop before the rotation is abandoned (they are let go at once).
 FREEZE_WAIT = 2.0
@@ -79,9 +80,12 @@ def rotate_live(log: Path, keep: int, writers: List[psutil.Process], max_size: i
     signal).  Returns (rotated, what happened).  Idempotent: a log under ``max_size`` is left alone.
     """
     try:
-        size = log.stat().st_size
+        st = log.stat()
     except FileNotFoundError:
         return False, "no log"
+    if not stat.S_ISREG(st.st_mode):
+        return False, "not a regular file"
+    size = st.st_size
     if size <= max_size:
         return False, f"{size} bytes, under {max_size}"
     dest = rotated(log, 1)
@@ -212,8 +216,11 @@ def recover(log: Path) -> int:
     """Let go processes a rotation froze and could not thaw (it was killed in that instant)."""
     marker = _marker(log)
     try:
-        records = json.loads(marker.read_text())
-    except (OSError, ValueError):
+        records = read_json(marker)
+    except UnreadableFile:
+        remove(marker)
+        return 0
+    if records is None:
         return 0
     woken = 0
     for rec in records if isinstance(records, list) else []:
@@ -292,24 +299,33 @@ def tail(log: Path, n: int, keep: int) -> List[str]:
         return []
     data = b""
     for path in [log] + [rotated(log, i) for i in range(1, keep + 1)]:
-        try:
-            data = _tail_bytes(path, n + 1 - data.count(b"\n")) + data
-        except FileNotFoundError:
-            continue
-        if data.count(b"\n") > n:
+        data = _tail_bytes(path, n + 1 - data.count(b"\n")) + data
+        if data.count(b"\n") > n or len(data) >= TAIL_LIMIT:
             break
     return data.decode("utf-8", "replace").splitlines()[-n:]
 
 
 def _tail_bytes(path: Path, newlines: int) -> bytes:
-    """The end of a file holding at least ``newlines`` newlines (or all of it)."""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        pos = fh.tell()
-        data = b""
-        while pos > 0 and data.count(b"\n") < newlines:
+    """The end of a file holding at least ``newlines`` newlines (or all of it, or TAIL_LIMIT bytes).
+
+    Anything but a regular file (a FIFO, a directory) has no lines and never blocks us.
+    """
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        pos = fh.seek(0, os.SEEK_END)
+        chunks: List[bytes] = []
+        count = size = 0
+        while pos > 0 and count < newlines and size < TAIL_LIMIT:
             step = min(8192, pos)
             pos -= step
             fh.seek(pos)
-            data = fh.read(step) + data
-    return data
+            chunk = fh.read(step)
+            chunks.append(chunk)
+            count += chunk.count(b"\n")
+            size += len(chunk)
+    return b"".join(reversed(chunks))

@@ -18,12 +18,13 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .fsutil import PRIVATE_FILE, private_dir
+from .fsutil import STATE_FILE_LIMIT, SmallFile, UnreadableFile, open_lock_file, private_dir
 from .layout import Layout
 
 RUNNING = "running"
@@ -55,20 +56,40 @@ class RunState:
 
     @classmethod
     def from_dict(cls, data: Any) -> "RunState":
+        """Known keys with a value of the right type; anything else is dropped (a damaged or foreign file)."""
         if not isinstance(data, dict):
             return cls()
-        names = {f.name for f in fields(cls)}
-        state = cls(**{k: v for k, v in data.items() if k in names})
-        if not isinstance(state.recent, list):
-            state.recent = []
-        if not isinstance(state.restarts, int):
-            state.restarts = 0
-        if not isinstance(state.failures, int):
-            state.failures = 0
-        return state
+        kept = {k: v for k, v in data.items() if k in _TYPES and _TYPES[k](v)}
+        if "recent" in kept:
+            kept["recent"] = [float(t) for t in kept["recent"]]
+        return cls(**kept)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or test(v)
+
+
+_TYPES: Dict[str, Callable[[Any], bool]] = {
+    "wanted": _optional(lambda v: v in (RUNNING, STOPPED)),
+    "wanted_by": _optional(lambda v: isinstance(v, str)),
+    "wanted_at": _optional(_number),
+    "restarts": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "last_restart": _optional(_number),
+    "recent": lambda v: isinstance(v, list) and len(v) <= 10000 and all(_number(t) for t in v),
+    "failures": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10000,
+    "next_try": _optional(_number),
+    "pending": _optional(lambda v: isinstance(v, str)),
+    "last_exit": _optional(lambda v: isinstance(v, dict)),
+    "gave_up": _optional(lambda v: isinstance(v, dict)),
+    "culled": _optional(lambda v: isinstance(v, dict)),
+}
 
 
 def path_of(layout: Layout) -> Path:
@@ -76,19 +97,24 @@ def path_of(layout: Layout) -> Path:
 
 
 def _parse(raw: bytes) -> RunState:
-    try:
-        return RunState.from_dict(json.loads(raw.decode("utf-8"))) if raw.strip() else RunState()
-    except (ValueError, TypeError):
+    if not raw.strip():
         return RunState()
+    try:
+        return RunState.from_dict(SmallFile(Path(), raw, 0.0).json())
+    except (UnreadableFile, TypeError):
+        return RunState()  # damaged: start afresh rather than fail every round
 
 
 def read(layout: Layout) -> RunState:
-    """The state as last written; a missing, unreadable or damaged file is the empty state."""
+    """The state as last written; a missing, unreadable, oversized or damaged file is the empty state."""
     try:
-        fd = os.open(str(path_of(layout)), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        # Non-blocking and no symlinks: a FIFO or a link planted here must not stall or redirect us.
+        fd = os.open(str(path_of(layout)), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return RunState()
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return RunState()
         fcntl.flock(fd, fcntl.LOCK_SH)
         return _parse(_read_all(fd))
     except OSError:
@@ -98,20 +124,15 @@ def read(layout: Layout) -> RunState:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks: List[bytes] = []
-    offset = 0
-    while True:
-        chunk = os.pread(fd, 65536, offset)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        offset += len(chunk)
+    """At most STATE_FILE_LIMIT bytes; a larger file is not ours to trust (empty state)."""
+    data = os.pread(fd, STATE_FILE_LIMIT + 1, 0)
+    return b"" if len(data) > STATE_FILE_LIMIT else data
 
 
 @contextlib.contextmanager
 def _locked(layout: Layout) -> Iterator[int]:
     private_dir(layout.logs_dir)
-    fd = os.open(str(path_of(layout)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, PRIVATE_FILE)
+    fd = open_lock_file(path_of(layout))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd

@@ -126,10 +126,24 @@ def server_target(value: Any) -> str:
     return given
 
 
+def duration(value: Any) -> float:
+    """``90s``, ``30m``, ``2h``, ``1d``, ``1h30m`` or plain seconds (lifecycle/units.py, as the inventory)."""
+    from ..units import UnitError, parse_duration
+
+    try:
+        seconds = parse_duration(str(value).strip() if not isinstance(value, (int, float)) else value)
+    except UnitError as exc:
+        raise BadValue(f"expected {exc}") from None
+    if seconds is None or not math.isfinite(seconds):
+        raise BadValue("expected a duration")
+    return seconds
+
+
 # Linux's PID_MAX_LIMIT; other systems stay below it.
 PID_MAX = 4194304
 PORT = Kind("INT", integer(PORT_LOW, PORT_HIGH))
 SECONDS = Kind("SECONDS", seconds)
+DURATION = Kind("DURATION", duration)
 COUNT = Kind("INT", integer(1))
 LINES = Kind("INT", integer(0))
 # Selection values are checked by lifecycle/selection.py, which can say what exists instead.

@@ -22,11 +22,13 @@ from typing import Any
 
 from .. import transport
 from ..errors import LifecycleError
+from ..host.fsutil import open_lock_file
 from ..host.ports import state_dir
 from ..host.results import FAILED, UNREACHABLE, Result
 from ..inventory import Inventory, Project
 from ..report import Reporter, exit_code
-from .common import boundary, choose, context_host, lc_task, load, number
+from .common import choose, context_host, lc_task, load
+from .flags import SECONDS
 
 DEFAULT_INTERVAL = 10.0
 
@@ -41,7 +43,7 @@ def sole_supervisor(inventory: Path) -> Iterator[None]:
     """Hold the inventory's supervisor lock, or refuse: two supervisors would race each other."""
     path = lock_path(inventory)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = open_lock_file(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -121,16 +123,15 @@ def _projects(c: Any, only: str | None, tag: list[str] | None, host: str | None,
     return inv, choose(inv, only, tag, forced or host)
 
 
-@lc_task(help={
+@lc_task(kinds={"interval": SECONDS}, help={
     "interval": f"seconds between rounds (default {DEFAULT_INTERVAL:g})",
     "once": "run one round and exit (for cron, or to see what it would do now)",
     "json": "one JSON object per line for each action, instead of result lines",
 })
-@boundary
 def supervise(c: Any, interval: float | None = None, once: bool = False, only: str | None = None,
               tag: Any = None, host: str | None = None, json: bool = False) -> None:
     """Restart crashed servers (restart policy), cull idle ones, rotate big logs; until SIGTERM or Ctrl-C."""
-    seconds = number(interval, "interval", float, 0.1) if interval is not None else DEFAULT_INTERVAL
+    seconds = interval if interval is not None else DEFAULT_INTERVAL
     printer = _Printer(json)
     inv, projects = _projects(c, only, tag, host, printer.reporter)
     with sole_supervisor(inv.source), _Stop() as stop:
