@@ -436,3 +436,25 @@ def which_text(doc: dict[str, Any]) -> str:
                 value = f"{value} (up {uptime(doc[key])})"
             lines.append(f"{key + ':':<11} {value}")
     return "\n".join(lines)
+
+
+def service_text(doc: dict[str, Any]) -> str:
+    """``jlc service status`` for people."""
+    def yes(value: Any) -> str:
+        return "unknown" if value is None else ("yes" if value else "no")
+
+    running = "" if doc.get("running") else " (not running on this host)"
+    lines = [f"host:      {doc.get('host')}", f"manager:   {doc.get('manager')}{running}"]
+    if doc.get("unit"):
+        state = ("not installed" if not doc.get("installed") else
+                 "installed, up to date" if doc.get("current") else
+                 "installed, differs from what install would write" if doc.get("ours") else
+                 "present, not written by jupyter-lifecycle")
+        lines.append(f"unit:      {doc['unit']} ({state})")
+        lines.append(f"enabled:   {yes(doc.get('enabled'))}")
+        lines.append(f"active:    {yes(doc.get('active'))}")
+    if doc.get("manager") == "systemd":
+        lines.append(f"linger:    {yes(doc.get('linger'))}")
+    lines.append(f"command:   {doc.get('command') or '(jupyter-lifecycle not found on this host)'} supervise")
+    lines.append(f"inventory: {doc.get('inventory')}")
+    return "\n".join(lines)

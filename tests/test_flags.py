@@ -24,7 +24,7 @@ BAD: dict[flags.Kind, list[str]] = {
     LINES: ["abc", "-5", "1.5", "", "1_000"],
     DURATION: ["abc", "0", "0s", "-5m", "2x", "", "h", "1e400", "inf"],
 }
-ARGUMENT = {"NAME": "alpha", "TARGET": "1", "HOST": "box"}
+ARGUMENT = {"NAME": "alpha", "TARGET": "1", "HOST": "box", "ACTION": "status"}
 
 
 def numeric_flags() -> list[tuple[str, str, str, flags.Kind]]:

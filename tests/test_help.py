@@ -23,7 +23,8 @@ from inprocess import jlc
 
 TASKS = list(namespace.task_names)
 POSITIONAL = {"bootstrap": "NAME", "start": "NAME", "stop": "NAME", "restart": "NAME", "logs": "NAME",
-              "open": "NAME", "which": "TARGET", "trust": "HOST", "stop-server": "TARGET", "adopt": "NAME"}
+              "open": "NAME", "which": "TARGET", "trust": "HOST", "stop-server": "TARGET", "adopt": "NAME",
+              "service": "ACTION"}
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from . import (
     portmap,
     restart,
     runstate,
+    service,
     start,
     status,
     stop,
@@ -170,6 +171,18 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         return _actions(_each(specs, ctx, workers, lambda s: cull.cull(
             s, ctx, found, *cull.timeouts(s, float(idle) if idle is not None else None, kernels_only)),
             ("cull", SKIPPED)))
+    if op == "service":
+        action = opts.get("action")
+        if action == "probe":
+            return service.probe(opts)
+        if action == "status":
+            return service.status(opts)
+        if action not in ("install", "uninstall"):
+            raise RequestError(f"unknown service action {action!r}")
+        done = service.install(ctx, opts) if action == "install" else service.uninstall(ctx, opts)
+        for r in done:
+            emit({"event": "result", "result": r.to_dict()})
+        return _actions(done)
     if op == "supervise":
         return _actions(supervise.supervise(specs, known, ctx))
     if op == "logs":

@@ -139,11 +139,21 @@ def duration(value: Any) -> float:
     return seconds
 
 
+def choice(*words: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if str(value) not in words:
+            raise BadValue("expected " + ", ".join(words[:-1]) + " or " + words[-1])
+        return str(value)
+
+    return parse
+
+
 # Linux's PID_MAX_LIMIT; other systems stay below it.
 PID_MAX = 4194304
 PORT = Kind("INT", integer(PORT_LOW, PORT_HIGH))
 SECONDS = Kind("SECONDS", seconds)
 DURATION = Kind("DURATION", duration)
+SERVICE_ACTION = Kind("ACTION", choice("install", "uninstall", "status"))
 COUNT = Kind("INT", integer(1))
 LINES = Kind("INT", integer(0))
 # Selection values are checked by lifecycle/selection.py, which can say what exists instead.
