@@ -458,3 +458,62 @@ def service_text(doc: dict[str, Any]) -> str:
     lines.append(f"command:   {doc.get('command') or '(jupyter-lifecycle not found on this host)'} supervise")
     lines.append(f"inventory: {doc.get('inventory')}")
     return "\n".join(lines)
+
+
+def live_frame(doc: dict[str, Any], cpu: dict[tuple[str, str], float | None], interval: float, width: int,
+               show_token: bool = False) -> str:
+    """One frame of ``status --watch``: a title line, then the table, every line cut to ``width``."""
+    rows = sorted(doc["projects"], key=lambda r: (r["host"] != "local", r["host"], r["name"]))
+    running = sum(1 for r in rows if r["state"] == "running")
+    projects = f"{len(rows)} project{'s' if len(rows) != 1 else ''}"
+    title = (f"jlc status --watch {interval:g}s   {time.strftime('%H:%M:%S')}   {projects}, {running} running"
+             "   (Ctrl-C quits)")
+    body = []
+    for r in rows:
+        pct = cpu.get((r["host"], r["name"]))
+        url = (r.get("token_url") if show_token else None) or r.get("url") or ""
+        restarts = r.get("restarts")
+        body.append([r["name"], r["host"], r["state"] + ("*" if r.get("tracked") is False else ""),
+                     r.get("pid") or "", "" if pct is None else f"{pct:.1f}", mib(r.get("rss_bytes")), _kernels(r),
+                     "" if restarts is None else restarts, uptime(r.get("started")), url, r.get("note") or ""])
+    table = _table(body, ["PROJECT", "HOST", "STATE", "PID", "CPU%", "MEMORY", "KERNELS", "RESTARTS", "UPTIME",
+                          "URL", "NOTE"])
+    lines = [title, ""] + table.splitlines()
+    if doc.get("unmanaged"):
+        lines += ["", f"+ {len(doc['unmanaged'])} Jupyter server(s) outside every project (jlc status lists them)"]
+    return "\n".join(line if len(line) <= width else line[: max(1, width - 1)] + "…" for line in lines)
+
+
+class LiveScreen:
+    """Where ``status --watch`` draws: in place on a terminal (the alternate screen, no flicker: each
+    line overwritten then cleared to its end), one frame after another anywhere else."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.last = ""
+
+    def width(self) -> int:
+        import shutil
+
+        return shutil.get_terminal_size((200, 50)).columns if self.tty else 10_000
+
+    def __enter__(self) -> LiveScreen:
+        if self.tty:
+            self.out.write("\033[?1049h\033[?25l")  # alternate screen, cursor hidden
+            self.out.flush()
+        return self
+
+    def draw(self, frame: str) -> None:
+        self.last = frame
+        if self.tty:
+            self.out.write("\033[H" + "".join(line + "\033[K\n" for line in frame.splitlines()) + "\033[J")
+        else:
+            self.out.write(frame + "\n\n")
+        self.out.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tty:
+            # Back to the normal screen, leaving the last frame there to read.
+            self.out.write("\033[?25h\033[?1049l" + (self.last + "\n" if self.last else ""))
+            self.out.flush()

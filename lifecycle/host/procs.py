@@ -254,6 +254,23 @@ def rss_bytes(pids: Iterable[int]) -> int:
     return total
 
 
+def usage(pids: Iterable[int]) -> Tuple[int, float]:
+    """Resident memory (bytes) and CPU time used so far (user + system seconds) of the given
+    processes, read in one pass each (gone ones count as zero).  CPU % is the change of the
+    seconds between two looks, divided by the time between them."""
+    rss, cpu = 0, 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            with proc.oneshot():
+                rss += proc.memory_info().rss
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+        except (psutil.Error, OSError):
+            continue
+    return rss, cpu
+
+
 def process_is_gone(proc: "psutil.Process") -> bool:
     """True when the process has exited (zombies count as gone)."""
     try:

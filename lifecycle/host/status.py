@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Set
 
@@ -10,7 +11,7 @@ from .context import OpContext
 from .fleet import Survey, survey
 from .fsutil import not_a_directory
 from .layout import Layout
-from .procs import boot_id, is_kernel_proc, port_from_cmdline, rss_bytes
+from .procs import boot_id, is_kernel_proc, port_from_cmdline, rss_bytes, usage
 from .runtime import clean_stale
 from .spec import ProjectSpec
 from .start import iso, server_urls
@@ -30,7 +31,7 @@ def project_row(spec: ProjectSpec, found: Survey, host: str, show_token: bool) -
         "name": spec.name, "host": host, "path": str(layout.root), "state": "stopped",
         "pid": None, "port": None, "url": None, "started": None,
         "kernels": None, "busy_kernels": None, "rss_bytes": None,
-        "tracked": None, "note": "", "restarts": 0, "last_exit": None,
+        "tracked": None, "note": "", "restarts": 0, "last_exit": None, "cpu_seconds": None,
     }
     why = not_a_directory(str(layout.root))
     if why is not None:
@@ -67,6 +68,7 @@ def _fill_row(row: Dict[str, Any], spec: ProjectSpec, layout: Layout, found: Sur
     answering = server.port is not None and jupyter_api.answers(base)
     children = [p for p in snapshot.descendants(server.pid)]
     kernels = jupyter_api.server_kernels(server.info) if answering else None
+    rss, cpu = usage([server.pid] + [p.pid for p in children])
     if kernels is not None:
         row["kernels"] = len(kernels)
         row["busy_kernels"] = jupyter_api.busy_count(kernels)
@@ -76,7 +78,7 @@ def _fill_row(row: Dict[str, Any], spec: ProjectSpec, layout: Layout, found: Sur
         state="running" if answering else "starting",
         pid=server.pid, port=server.port, url=urls["url"],
         started=iso(server.proc.create_time),
-        rss_bytes=rss_bytes([server.pid] + [p.pid for p in children]),
+        rss_bytes=rss, cpu_seconds=round(cpu, 3),
         tracked=server.tracked,
     )
     if not server.tracked:
@@ -131,5 +133,6 @@ def status(specs: List[ProjectSpec], known: List[ProjectSpec], ctx: OpContext,
     with ThreadPoolExecutor(max_workers=_PROBE_WORKERS) as pool:
         rows = list(pool.map(lambda s: project_row(s, found, ctx.host, show_token), specs))
     claimed = {r["pid"] for r in rows if r["pid"] is not None}
+    # "sampled": when the looks were taken, on this host's clock (the live view's CPU % needs the interval).
     return {"version": 1, "projects": rows, "unmanaged": unmanaged_rows(found, ctx.host, claimed),
-            "machine": boot_id()}
+            "machine": boot_id(), "sampled": time.time()}

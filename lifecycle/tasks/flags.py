@@ -139,6 +139,16 @@ def duration(value: Any) -> float:
     return seconds
 
 
+def every(value: Any) -> float:
+    """``--watch`` alone (invoke gives True) is every 2 seconds; with a value, that many (at least 0.2)."""
+    if value is True:
+        return 2.0
+    number = seconds(value)
+    if number < 0.2:
+        raise BadValue("expected a refresh interval of at least 0.2 seconds")
+    return number
+
+
 def choice(*words: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if str(value) not in words:
@@ -153,6 +163,7 @@ PID_MAX = 4194304
 PORT = Kind("INT", integer(PORT_LOW, PORT_HIGH))
 SECONDS = Kind("SECONDS", seconds)
 DURATION = Kind("DURATION", duration)
+WATCH = Kind("SECONDS", every)
 SERVICE_ACTION = Kind("ACTION", choice("install", "uninstall", "status"))
 COUNT = Kind("INT", integer(1))
 LINES = Kind("INT", integer(0))

@@ -17,7 +17,7 @@ from ..host import discover as host_discover
 from ..inventory import LOCAL, USER_INVENTORY, Inventory, find_inventory, load_inventory
 from ..report import Reporter, config_toml, orphans_table, ports_table, redact, which_text
 from .common import Run, lc_task, prepare, query, run_action
-from .flags import COUNT, DIR, FILE, SECONDS, TARGET
+from .flags import COUNT, DIR, FILE, SECONDS, TARGET, WATCH
 
 
 def _done(run: Run) -> None:
@@ -28,11 +28,29 @@ def _done(run: Run) -> None:
         raise Exit(code=run.exit_code())
 
 
-@lc_task(help={"show_token": "show URLs with their tokens (for your eyes only)"})
+@lc_task(optional=["watch"], kinds={"watch": WATCH}, help={
+    "show_token": "show URLs with their tokens (for your eyes only)",
+    "watch": "redraw the table every SECONDS (default 2) with CPU %, until Ctrl-C; on a terminal in place",
+})
 def status(c: Any, only: str | None = None, tag: Any = None, host: str | None = None,
-           json: bool = False, show_token: bool = False) -> None:
-    """One table of every project: state, pid, port, URL, uptime, kernels, memory."""
+           json: bool = False, show_token: bool = False, watch: float | None = None) -> None:
+    """One table of every project: state, pid, port, URL, uptime, kernels, memory, restarts."""
+    if watch is not None:
+        if json:
+            raise UsageError("--watch draws a table for people; it cannot be combined with --json")
+        from .live import watch as live_watch
+
+        reporter, inv, projects = prepare(c, "status", only, tag, host, False, show_token)
+        live_watch(reporter, inv, projects, float(watch), show_token)
+        return
     run = query(c, "status", only, tag, host, {"show_token": show_token}, json, show_token)
+    doc = status_document(run)
+    run.reporter.status(doc)
+    _done(run)
+
+
+def status_document(run: Run) -> dict[str, Any]:
+    """The status document from every host's answer (unreachable hosts' projects as rows)."""
     doc: dict[str, Any] = {"version": 1, "projects": [], "unmanaged": []}
     # Two inventory hosts may be one machine (an ssh alias of this box): a server is then seen by
     # both, and it is unmanaged only if no host counts it as a project's, and listed once.
@@ -50,10 +68,10 @@ def status(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
         doc["projects"].extend(
             {"name": p.name, "host": h, "path": p.path, "state": "unreachable", "pid": None, "port": None,
              "url": None, "started": None, "kernels": None, "busy_kernels": None, "rss_bytes": None,
-             "tracked": None, "note": why, "restarts": None, "last_exit": None} for p in run.projects if p.host == h)
+             "tracked": None, "note": why, "restarts": None, "last_exit": None, "cpu_seconds": None}
+            for p in run.projects if p.host == h)
     doc["projects"].sort(key=lambda r: (r["host"] != LOCAL, r["host"], r["name"]))
-    run.reporter.status(doc)
-    _done(run)
+    return doc
 
 
 @lc_task(help={"show_token": "show tokens and passwords set in env and args (hidden otherwise)"})
