@@ -186,3 +186,33 @@ def test_run_state_survives_junk(tmp_path: Path) -> None:
     path.write_text(" " * (70 * 1024))  # larger than any state file we write
     assert runstate.read(layout) == runstate.RunState()
     assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_supervise_restarts_a_server_on_a_remote_host(ws: Workspace, ssh_lab: Any) -> None:
+    ws.extra_toml = ssh_lab.hosts_toml("box1")
+    path = ws.project("r1", host="box1", restart="always")
+    first = ws.cli("supervise", "--once")
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "changed: [box1] r1: restart: not running (restart = always): started on " in first.stdout
+    pid = pid_of(path)
+    assert pid is not None and alive(pid)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), 30, "the remote server to die")
+    seen: list[str] = []
+
+    def restarted() -> bool:
+        out = ws.cli("supervise", "--once")
+        seen.append(out.stdout)
+        return "changed: [box1] r1: restart: " in out.stdout
+
+    # It died within a minute of its start: a quick failure, so the restart waits out a 2 s backoff.
+    wait_for(restarted, 60, "the remote server to be restarted", interval=0.5)
+    assert f"failed: [box1] r1: pid {pid} gone without a word in its log" in seen[0]
+    assert "next restart in 2s (backoff: 1 quick failure)" in seen[0]
+    # Not the supervisor's child over there: the reason comes from the log, and says so.
+    assert f"changed: [box1] r1: restart: pid {pid} gone without a word in its log" in seen[-1]
+    r = row(ws, "r1")
+    assert (r["host"], r["state"], r["restarts"]) == ("box1", "running", 2) and r["pid"] != pid
+    assert ws.cli("stop", "r1").returncode == 0
+    quiet = ws.cli("supervise", "--once")
+    assert quiet.returncode == 0 and quiet.stdout == ""  # stopped by the user: left alone

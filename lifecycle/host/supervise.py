@@ -178,7 +178,7 @@ def _restart_locked(spec: ProjectSpec, layout: Layout, ctx: OpContext, statuses:
             st.last_exit = ex.to_dict(iso(at), pid)
             if restart_it:
                 st.failures = st.failures + 1 if short else 0
-                st.pending = ex.reason
+                st.pending = f"pid {pid} {ex.reason}"
                 st.next_try = at + backoff(st.failures) if st.failures else None
 
         state = runstate.update(layout, died, problems)

@@ -136,8 +136,9 @@ def supervise(c: Any, interval: float | None = None, once: bool = False, only: s
     inv, projects = _projects(c, only, tag, host, printer.reporter)
     with sole_supervisor(inv.source), _Stop() as stop:
         hosts = sorted({p.host for p in projects})
-        printer.say(f"supervising {len(projects)} project{'s' if len(projects) != 1 else ''} on "
-                    f"{', '.join(hosts)} every {seconds:g}s (SIGTERM or Ctrl-C ends it; servers keep running)")
+        what = f"supervising {len(projects)} project{'s' if len(projects) != 1 else ''} on {', '.join(hosts)}"
+        printer.say(f"{what}: one round" if once else
+                    f"{what} every {seconds:g}s (SIGTERM or Ctrl-C ends it; servers keep running)")
         mtime = _mtime(inv.source)
         failed: list[Result] = []
         while True:
@@ -155,7 +156,8 @@ def supervise(c: Any, interval: float | None = None, once: bool = False, only: s
             if _mtime(inv.source) != mtime:
                 mtime = _mtime(inv.source)
                 inv, projects = _reload(c, only, tag, host, printer, inv, projects)
-        printer.say("supervisor stopped; servers left running")
+        if not once:
+            printer.say("supervisor stopped; servers left running")
     if once and failed:
         code = exit_code(failed)
         if code:
