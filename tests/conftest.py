@@ -1,5 +1,10 @@
 """Fixtures: a shared venv that sees this interpreter's JupyterLab, an isolated HOME,
-a private port range per test, a CLI runner, and a leak check after every test."""
+a private port range per test, a CLI runner, and a leak check after every test.
+
+The whole run happens in a private process namespace where Linux allows one (tests/pidns.py):
+the suite never sees, so never stops, a Jupyter server the user runs.  Tests of machine-wide
+operations are marked ``machine_wide`` and skip (fail under JLC_REQUIRE_PIDNS=1) without one.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,40 @@ from typing import Any
 import psutil
 import pytest
 
+import pidns
+
 REPO = Path(__file__).resolve().parents[1]
 PORT_BASE = 28700
 PORT_BLOCK = 10
+# Deadline for anything that waits on a server, kernel or sshd: the suite must pass on a small
+# machine under heavy load (load average 10 on 2 cores), where a JupyterLab start takes 20-40 s.
+SLOW = 180.0
 _blocks = itertools.count()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    return pidns.cmdline_main(config)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "machine_wide: acts on Jupyter processes outside the test's own "
+                            "projects; runs only in the suite's private process namespace")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if pidns.private():
+        return "process namespace: private (tests/pidns.py); the machine's other processes are out of reach"
+    return f"process namespace: the machine's ({pidns.why_not_private()}); machine_wide tests skip"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("machine_wide") is None or pidns.private():
+        return
+    why = f"machine-wide test outside a private process namespace: {pidns.why_not_private()}"
+    if os.environ.get(pidns.REQUIRE) == "1":
+        pytest.fail(why)
+    pytest.skip(why)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -122,7 +157,9 @@ class Workspace:
         path = Path(keys.pop("path", self.root / "projects" / name))
         path.mkdir(parents=True, exist_ok=True)
         entry = {"path": str(path), "venv": str(self.venv), "python": sys.executable,
-                 "port_range": port_range or [self.ports[0], self.ports[-1]], "stop_timeout": 5}
+                 "port_range": port_range or [self.ports[0], self.ports[-1]],
+                 # Generous: on a loaded machine a server may take long to start or to stop cleanly.
+                 "start_timeout": SLOW, "stop_timeout": 60}
         entry.update(keys)
         self.projects[name] = entry
         self.write()
@@ -137,7 +174,7 @@ class Workspace:
             lines.append("")
         self.inventory.write_text("\n".join(lines))
 
-    def cli(self, *args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "lifecycle", *args], capture_output=True, text=True,
             timeout=timeout, cwd=str(cwd or self.root), env={**os.environ, "JLC_INVENTORY": str(self.inventory)},
@@ -155,7 +192,7 @@ class Workspace:
         try:
             yield seen
             proc.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
-            proc.wait(timeout=30)
+            proc.wait(timeout=SLOW)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -230,7 +267,7 @@ def answers(port: int) -> bool:
 
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(f"http://127.0.0.1:{port}/api", timeout=1) as resp:
+        with opener.open(f"http://127.0.0.1:{port}/api", timeout=5) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
@@ -250,7 +287,7 @@ def jupyter_by_hand(venv: Path, root: Path, port: int, log: Path, env: dict[str,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     if spawned is not None:
         spawned.append(proc)
-    wait_for(lambda: answers(port) or proc.poll() is not None, 60, f"the hand-started server on {port}")
+    wait_for(lambda: answers(port) or proc.poll() is not None, SLOW, f"the hand-started server on {port}")
     assert proc.poll() is None, log.read_text()
     return proc
 

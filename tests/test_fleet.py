@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import subprocess
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import Workspace, alive, jupyter_by_hand, procs_under, wait_for
+from conftest import SLOW, Workspace, alive, answers, jupyter_by_hand, procs_under, wait_for
 
 
 @dataclass
@@ -37,10 +38,10 @@ def orphan_kernel(ws: Workspace, project: Path) -> int:
     env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
     env["IPYTHONDIR"] = str(project / ".ipython")
     cmd = f"'{ws.venv}/bin/python' -m ipykernel_launcher -f '{conn}' </dev/null >/dev/null 2>&1 & echo $!"
-    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, env=env, timeout=30, cwd=project)
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, env=env, timeout=SLOW, cwd=project)
     pid = int(out.stdout.strip())
-    wait_for(conn.exists, 60, "the orphan kernel's connection file")
-    wait_for(lambda: psutil.Process(pid).ppid() == 1 or psutil.Process(pid).parent() is None, 10, "reparenting")
+    wait_for(conn.exists, SLOW, "the orphan kernel's connection file")
+    wait_for(lambda: psutil.Process(pid).ppid() == 1 or psutil.Process(pid).parent() is None, SLOW, "reparenting")
     return pid
 
 
@@ -74,7 +75,7 @@ def ours(rows: list[dict[str, object]], pids: set[int]) -> list[dict[str, object
     return [r for r in rows if r["pid"] in pids or r.get("project") in ("p1", "p2", "p3")]
 
 
-def test_status_ports_orphans_which_then_kill_orphans(scene: Scene) -> None:
+def test_status_ports_orphans_which_then_stop_all(scene: Scene) -> None:
     ws, b = scene.ws, scene.ws.ports
     every = set(scene.tracked.values()) | {scene.untracked.pid, scene.unmanaged.pid, scene.orphan_kernel}
 
@@ -131,21 +132,37 @@ def test_status_ports_orphans_which_then_kill_orphans(scene: Scene) -> None:
     by_hand = next(line for line in table.stdout.splitlines() if f" {scene.untracked.pid} " in line)
     assert f"--port={b[3]}" in by_hand and "projects/p2" in by_hand, by_hand
 
+    # stop-all sweeps these projects' orphans too, and leaves the server outside every project alone.
+    stopped = ws.json("stop-all")
+    by_pid = {r["facts"]["pid"]: r for r in stopped["results"] if r["action"] == "orphan"}
+    assert by_pid[scene.untracked.pid]["status"] == by_pid[scene.orphan_kernel]["status"] == "changed"
+    assert stopped["recap"]["local"]["failed"] == 0
+    scene.untracked.wait(timeout=SLOW)
+    wait_for(lambda: not alive(scene.orphan_kernel), SLOW, "the orphan kernel to go")
+    assert not any(alive(pid) for pid in scene.tracked.values())
+    assert alive(scene.unmanaged.pid) and answers(b[7])
+
+
+@pytest.mark.machine_wide
+def test_kill_orphans_then_stop_all_including_unmanaged(scene: Scene) -> None:
+    """orphans --kill and stop-all --include-unmanaged act on every Jupyter process of the user."""
+    ws = scene.ws
+    every = set(scene.tracked.values()) | {scene.untracked.pid, scene.unmanaged.pid, scene.orphan_kernel}
     killed = ws.json("orphans", "--kill")
     by_pid = {r["facts"]["pid"]: r for r in killed["results"] if r.get("facts")}
     assert by_pid[scene.untracked.pid]["status"] == "changed"
     assert by_pid[scene.orphan_kernel]["status"] == "changed"
     skipped = [r for r in killed["results"] if r["status"] == "skipped"]
     assert any(f"unmanaged server pid {scene.unmanaged.pid} left alone" in r["msg"] for r in skipped)
-    scene.untracked.wait(timeout=30)
-    wait_for(lambda: not alive(scene.orphan_kernel), 10, "the orphan kernel to go")
+    scene.untracked.wait(timeout=SLOW)
+    wait_for(lambda: not alive(scene.orphan_kernel), SLOW, "the orphan kernel to go")
     assert all(alive(pid) for pid in scene.tracked.values()) and alive(scene.unmanaged.pid)
     left = ours(ws.json("orphans")["orphans"], every)
     assert [(r["kind"], r["pid"], r["project"]) for r in left] == [("server", scene.unmanaged.pid, None)]
 
     stopped = ws.json("stop-all", "--include-unmanaged")
     assert stopped["recap"]["local"]["failed"] == 0
-    scene.unmanaged.wait(timeout=30)
+    scene.unmanaged.wait(timeout=SLOW)
     assert procs_under(ws.root) == []
 
 
@@ -158,7 +175,7 @@ def test_stop_all_skips_busy_kernels_without_force(ws: Workspace) -> None:
     pid = int((path / ".logs" / "jupyter.pid").read_text())
     info = json.loads((path / ".jupyter_runtime" / f"jpserver-{pid}.json").read_text())
     kernel_id = _start_busy_kernel(info)
-    wait_for(lambda: ws.json("status", "--only", "busy")["projects"][0]["busy_kernels"] == 1, 60,
+    wait_for(lambda: ws.json("status", "--only", "busy")["projects"][0]["busy_kernels"] == 1, SLOW,
              "the kernel to report busy")
 
     first = ws.json("stop-all")
@@ -185,17 +202,28 @@ def _start_busy_kernel(info: dict[str, object]) -> str:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     req = urllib.request.Request(f"{str(info['url']).rstrip('/')}/api/kernels", data=b'{"name": "python3"}',
                                  method="POST", headers={"Authorization": f"token {info['token']}"})
-    with opener.open(req, timeout=30) as resp:
+    with opener.open(req, timeout=SLOW) as resp:
         kernel_id = json.loads(resp.read())["id"]
     runtime = Path(str(info["root_dir"])) / ".jupyter_runtime"
-    conn = wait_for(lambda: list(runtime.glob(f"kernel-{kernel_id}.json")), 30, "the kernel connection file")[0]
+    conn = wait_for(lambda: list(runtime.glob(f"kernel-{kernel_id}.json")), SLOW, "the kernel connection file")[0]
     client = BlockingKernelClient(connection_file=str(conn))
     client.load_connection_file()
-    client.start_channels()
+    # No heartbeat channel: on a loaded machine a missed 1 s heartbeat made wait_for_ready give up
+    # with "Kernel died before replying to kernel_info" although the kernel was fine.
+    client.start_channels(hb=False)
     try:
-        client.wait_for_ready(timeout=60)
-        client.execute("import time; time.sleep(600)")
-        time.sleep(0.5)
+        client.wait_for_ready(timeout=SLOW)
+        msg_id = client.execute("import time; time.sleep(600)")
+        # The cell runs once the kernel says so on iopub; only then is it busy for the server too.
+        deadline = time.monotonic() + SLOW
+        while True:
+            try:
+                msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"the kernel never reported the cell busy within {SLOW:g}s")
+            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                    and msg["content"]["execution_state"] == "busy"):
+                break
     finally:
         client.stop_channels()
     return str(kernel_id)
