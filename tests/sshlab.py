@@ -43,7 +43,8 @@ class SshLab:
         for alias in aliases:
             out += [f"[hosts.{alias}]", f'address = "{alias}"', f'ssh_config = "{self.ssh_config}"',
                     f'known_hosts = "{known_hosts or self.known_hosts}"', f'python = "{self.remote_python}"',
-                    "connect_timeout = 5", ""]
+                    # Generous: sshd forks a process per connection, slow on a loaded machine.
+                    "connect_timeout = 60", ""]
         return "\n".join(out)
 
     def host_key_line(self, alias: str) -> str:
@@ -63,7 +64,7 @@ def _keygen(path: Path) -> None:
 
 
 def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"sshd on {address}:{port} exited: {log.read_text()}")
@@ -72,7 +73,7 @@ def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], log:
                 return
         except OSError:
             time.sleep(0.05)
-    pytest.fail(f"sshd on {address}:{port} did not listen within 15s")
+    pytest.fail(f"sshd on {address}:{port} did not listen within 120s")
 
 
 def start_lab(root: Path) -> SshLab:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import Workspace, alive, jupyter_by_hand, wait_for
+from conftest import SLOW, Workspace, alive, jupyter_by_hand, wait_for
 
 
 def app_sh_start(path: Path, venv: Path, port: int, pid_file: Path,
@@ -33,7 +33,7 @@ def test_app_sh_server_is_seen_and_stopped(ws: Workspace, spawned: list[subproce
 
     stopped = ws.json("stop", "legacy")
     assert stopped["results"][0]["status"] == "changed"
-    proc.wait(timeout=30)  # we are its parent here: collect it
+    proc.wait(timeout=SLOW)  # we are its parent here: collect it
     assert not alive(proc.pid)
     assert not (path / ".run" / "jupyter.pid").exists()
     assert ws.json("status")["projects"][0]["state"] == "stopped"
@@ -44,7 +44,7 @@ def test_server_without_pid_file_in_project_runtime_dir_is_the_projects(
     path = ws.project("byhand")
     port = ws.ports[4]
     proc = app_sh_start(path, ws.venv, port, path / "elsewhere.pid", spawned)
-    wait_for(lambda: list((path / ".jupyter_runtime").glob("jpserver-*.json")), 60, "its runtime file")
+    wait_for(lambda: list((path / ".jupyter_runtime").glob("jpserver-*.json")), SLOW, "its runtime file")
     row = ws.json("status")["projects"][0]
     assert (row["state"], row["pid"], row["tracked"]) == ("running", proc.pid, False)
     adopted = ws.json("start", "byhand")["results"][0]
@@ -52,4 +52,4 @@ def test_server_without_pid_file_in_project_runtime_dir_is_the_projects(
     assert (path / ".logs" / "jupyter.pid").read_text() == f"{proc.pid}\n"
     assert ws.json("status")["projects"][0]["tracked"] is True
     assert ws.cli("stop", "byhand").returncode == 0
-    proc.wait(timeout=30)
+    proc.wait(timeout=SLOW)

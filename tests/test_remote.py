@@ -12,9 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-from sshlab import SshLab
 
-from conftest import REPO, Workspace, alive, answers, procs_under, wait_for
+from conftest import REPO, SLOW, Workspace, alive, answers, procs_under, wait_for
+from sshlab import SshLab
 
 
 def remote_fleet(ws: Workspace, lab: SshLab) -> dict[str, Path]:
@@ -137,16 +137,16 @@ def test_open_tunnels_to_a_remote_server(ws: Workspace, ssh_lab: SshLab) -> None
     server_port = ws.json("status")["projects"][0]["port"]
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with ws.streaming("open", "r1", "--no-browser") as lines:
-        url = wait_for(lambda: next((ln.strip() for ln in lines if ln.startswith("http://")), None), 30,
+        url = wait_for(lambda: next((ln.strip() for ln in lines if ln.startswith("http://")), None), SLOW,
                        "the tunnel URL")
         local_port = int(url.split("://127.0.0.1:")[1].split("/")[0])
         assert local_port != server_port and "?token=" in url
-        with opener.open(f"http://127.0.0.1:{local_port}/api", timeout=10) as resp:
+        with opener.open(f"http://127.0.0.1:{local_port}/api", timeout=SLOW) as resp:
             assert "version" in json.loads(resp.read())
         token = url.split("?token=")[1]
         req = urllib.request.Request(f"http://127.0.0.1:{local_port}/api/status",
                                      headers={"Authorization": f"token {token}"})
-        with opener.open(req, timeout=10) as resp:
+        with opener.open(req, timeout=SLOW) as resp:
             assert "started" in json.loads(resp.read())
     assert not answers(local_port)  # the tunnel is gone
     assert ws.cli("stop", "r1").returncode == 0
@@ -162,11 +162,11 @@ def test_dash_h_with_inventory_and_ad_hoc_hosts(ws: Workspace, ssh_lab: SshLab) 
     ws.project("r1", host="box1")
     env = {**os.environ, "JLC_INVENTORY": str(ws.inventory), "JLC_REMOTE_PYTHON": str(ssh_lab.remote_python)}
     named = subprocess.run([sys.executable, "-m", "lifecycle", "-H", "box1", "status", "--json"],
-                           capture_output=True, text=True, env=env, timeout=120)
+                           capture_output=True, text=True, env=env, timeout=600)
     assert named.returncode == 0, named.stderr
     assert [(r["name"], r["host"]) for r in json.loads(named.stdout)["projects"]] == [("r1", "box1")]
     fab = subprocess.run([sys.executable, "-m", "fabric", "--search-root", str(REPO), "-H", "box1", "status",
-                          "--json"], capture_output=True, text=True, env=env, timeout=120)
+                          "--json"], capture_output=True, text=True, env=env, timeout=600)
     assert fab.returncode == 0, fab.stderr
     assert [r["name"] for r in json.loads(fab.stdout)["projects"]] == ["r1"]
     # box2 is not in the inventory: its own inventory file lists its projects.
@@ -177,7 +177,7 @@ def test_dash_h_with_inventory_and_ad_hoc_hosts(ws: Workspace, ssh_lab: SshLab) 
     theirs.write_text(f'[projects.far]\npath = "{far}"\nvenv = "{ws.venv}"\n')
     try:
         adhoc = subprocess.run([sys.executable, "-m", "lifecycle", "-H", "box2", "status", "--json"],
-                               capture_output=True, text=True, env=env, timeout=120)
+                               capture_output=True, text=True, env=env, timeout=600)
     finally:
         theirs.unlink()
     assert adhoc.returncode == 0, adhoc.stderr
@@ -220,7 +220,7 @@ def test_psutil_that_cannot_be_provisioned_says_what_to_install(ws: Workspace, s
     try:
         proc = subprocess.run([sys.executable, "-m", "lifecycle", "status"], capture_output=True, text=True,
                               env={**os.environ, "JLC_INVENTORY": str(ws.inventory), "JLC_NO_PSUTIL_COPY": "1"},
-                              timeout=120)
+                              timeout=600)
         assert proc.returncode == 4
         assert "psutil is missing on box2 and could not be installed" in proc.stderr
         assert f"'{ssh_lab.remote_python} -m pip install --user psutil'" in proc.stderr
@@ -246,12 +246,12 @@ def test_remote_logs_follow_streams_until_ctrl_c(ws: Workspace, ssh_lab: SshLab)
                 if (p.info["cmdline"] or [""])[0] == str(ssh_lab.remote_python)]
 
     with ws.streaming("logs", "r1", "-f", "-n", "1") as seen:
-        wait_for(lambda: "before\n" in seen, 30, "the last line")
+        wait_for(lambda: "before\n" in seen, SLOW, "the last line")
         with open(log, "a") as fh:
             fh.write("written later\n")
-        wait_for(lambda: "written later\n" in seen, 30, "the streamed line")
+        wait_for(lambda: "written later\n" in seen, SLOW, "the streamed line")
         assert followers()  # the host layer follows on the remote side
-    wait_for(lambda: not followers(), 15, "the remote follower to exit when the controller hung up")
+    wait_for(lambda: not followers(), SLOW, "the remote follower to exit when the controller hung up")
 
 
 def test_foreground_refuses_a_remote_project(ws: Workspace, ssh_lab: SshLab) -> None:

@@ -12,6 +12,11 @@ from .runtime import ServerInfo
 
 # Loopback traffic must never go through an http_proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# How long a request may take.  A local server answers in milliseconds, but on a loaded machine
+# (a 2-core box at load 10) a second or more is normal: a tight limit made a running server look
+# "starting" and its kernels unknown.  Only a hung server costs the full time.
+ANSWER_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 10.0
 
 
 def base_url(ip: str, port: int) -> str:
@@ -25,7 +30,7 @@ def base_url(ip: str, port: int) -> str:
     return f"http://{ip}:{port}"
 
 
-def _request(url: str, token: str = "", method: str = "GET", timeout: float = 2.0) -> Any:
+def _request(url: str, token: str = "", method: str = "GET", timeout: float = REQUEST_TIMEOUT) -> Any:
     req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     if token:
         req.add_header("Authorization", f"token {token}")
@@ -34,7 +39,7 @@ def _request(url: str, token: str = "", method: str = "GET", timeout: float = 2.
     return json.loads(body) if body else None
 
 
-def answers(base: str, timeout: float = 1.0) -> bool:
+def answers(base: str, timeout: float = ANSWER_TIMEOUT) -> bool:
     """Whether ``GET {base}/api`` answers (it needs no token)."""
     try:
         data = _request(base + "/api", timeout=timeout)
@@ -43,7 +48,7 @@ def answers(base: str, timeout: float = 1.0) -> bool:
     return isinstance(data, dict) and "version" in data
 
 
-def kernels(base: str, token: str, timeout: float = 2.0) -> Optional[List[Dict[str, Any]]]:
+def kernels(base: str, token: str, timeout: float = REQUEST_TIMEOUT) -> Optional[List[Dict[str, Any]]]:
     """The server's kernels with their ``execution_state``; None when it cannot be asked."""
     try:
         # no_track_activity: our looks must not count as user activity, or polling status would keep
@@ -106,7 +111,7 @@ def busy_count(kernel_list: Optional[List[Dict[str, Any]]]) -> int:
     return sum(1 for k in kernel_list or () if k.get("execution_state") == "busy")
 
 
-def shutdown(base: str, token: str, timeout: float = 3.0) -> bool:
+def shutdown(base: str, token: str, timeout: float = REQUEST_TIMEOUT) -> bool:
     """Ask the server to shut down (it stops its kernels cleanly first)."""
     if not token:
         return False

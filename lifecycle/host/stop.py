@@ -169,7 +169,13 @@ def stop_unlocked(spec: ProjectSpec, layout: Layout, ctx: OpContext, timeout: Op
         return _clean_up_after(spec, layout, ctx, found, tracking, notes, leftovers, leftover_files)
     pid = server.pid
     if skip_busy:
-        busy = jupyter_api.busy_count(jupyter_api.server_kernels(server.info))
+        kernels = jupyter_api.server_kernels(server.info)
+        if kernels is None and server.info is not None and server.info.token:
+            # Not answering is not "nothing busy": a loaded machine may just be slow to reply.
+            return ctx.result(spec.name, "stop", SKIPPED,
+                              f"pid {pid} left running: it did not say whether its kernels are busy (use --force)",
+                              facts={"pid": pid, "busy_kernels": None})
+        busy = jupyter_api.busy_count(kernels)
         if busy:
             return ctx.result(spec.name, "stop", SKIPPED,
                               f"pid {pid} left running: {busy} kernel{'s' if busy != 1 else ''} busy (use --force)",
