@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_lifecycle import start_kernel
 
-from conftest import Workspace, alive, answers, jupyter_by_hand, wait_for
+from conftest import SLOW, Workspace, alive, answers, jupyter_by_hand, wait_for
 
 
 def row(ws: Workspace, name: str) -> dict[str, object]:
@@ -36,7 +36,7 @@ def test_server_started_by_hand_without_isolation_belongs_to_its_project(
     assert row(ws, "p1")["tracked"] is True
     stop = ws.cli("stop", "p1")
     assert stop.returncode == 0, stop.stderr + stop.stdout
-    wait_for(lambda: server.poll() is not None, 30, "the hand-started server to exit")
+    wait_for(lambda: server.poll() is not None, SLOW, "the hand-started server to exit")
     assert row(ws, "p1")["state"] == "stopped"
 
 
@@ -45,7 +45,7 @@ def test_stop_finds_an_untracked_hand_started_server(ws: Workspace, spawned: lis
     server = jupyter_by_hand(ws.venv, path, ws.ports[6], ws.root / "hand.log", spawned=spawned)
     stop = ws.cli("stop", "p1")
     assert stop.returncode == 0 and "found by its root dir" in stop.stdout, stop.stdout
-    wait_for(lambda: server.poll() is not None, 30, "the hand-started server to exit")
+    wait_for(lambda: server.poll() is not None, SLOW, "the hand-started server to exit")
 
 
 def test_interpreter_path_never_attributes_a_server(ws: Workspace, spawned: list[subprocess.Popen[bytes]]) -> None:
@@ -66,7 +66,7 @@ def test_interpreter_path_never_attributes_a_server(ws: Workspace, spawned: list
         server = subprocess.Popen(cmd, cwd=outside, stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
     spawned.append(server)
-    wait_for(lambda: answers(port) or server.poll() is not None, 60, "the outside server")
+    wait_for(lambda: answers(port) or server.poll() is not None, SLOW, "the outside server")
     doc = ws.json("status")
     assert doc["projects"][0]["state"] == "stopped"
     assert [u["pid"] for u in doc["unmanaged"]] == [server.pid]
@@ -89,10 +89,10 @@ def test_stop_server_by_port_and_by_pid(ws: Workspace, spawned: list[subprocess.
     by_port = ws.cli("stop-server", str(ws.ports[8]))
     assert by_port.returncode == 0, by_port.stderr + by_port.stdout
     assert f"stopped untracked server pid {first.pid} on port {ws.ports[8]}" in by_port.stdout
-    wait_for(lambda: first.poll() is not None and not alive(kernel), 30, "the server and its kernel to go")
+    wait_for(lambda: first.poll() is not None and not alive(kernel), SLOW, "the server and its kernel to go")
     by_pid = ws.json("stop-server", f"pid:{second.pid}")
     assert by_pid["results"][0]["status"] == "changed" and by_pid["results"][0]["facts"]["pid"] == second.pid
-    wait_for(lambda: second.poll() is not None, 30, "the second server to exit")
+    wait_for(lambda: second.poll() is not None, SLOW, "the second server to exit")
 
     gone = ws.cli("stop-server", str(ws.ports[8]))
     assert gone.returncode == 1 and "no Jupyter server matches" in gone.stdout

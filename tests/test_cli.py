@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Workspace, wait_for
+from conftest import REPO, SLOW, Workspace, wait_for
 
 
 def test_unknown_project_is_exit_2_one_line(ws: Workspace) -> None:
@@ -127,11 +127,11 @@ def test_logs_follow_streams_across_rotation(ws: Workspace) -> None:
     log.parent.mkdir()
     log.write_text("older line\nold line\n")
     with ws.streaming("logs", "alpha", "-f", "-n", "1") as seen:
-        wait_for(lambda: "old line\n" in seen, 30, "the last line before following")
+        wait_for(lambda: "old line\n" in seen, SLOW, "the last line before following")
         with open(log, "a") as fh:
             fh.write("appended token=abcdef0123456789\n")
-        wait_for(lambda: "appended token=<hidden>\n" in seen, 30, "the appended line, token hidden")
+        wait_for(lambda: "appended token=<hidden>\n" in seen, SLOW, "the appended line, token hidden")
         log.rename(log.with_suffix(".log.1"))  # what a restart does
         log.write_text("after rotation\n")
-        wait_for(lambda: "after rotation\n" in seen, 30, "the first line of the new log")
+        wait_for(lambda: "after rotation\n" in seen, SLOW, "the first line of the new log")
     assert "older line\n" not in seen

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import Workspace, alive, wait_for
+from conftest import SLOW, Workspace, alive, wait_for
 
 
 def servers_in(path: Path) -> list[int]:
@@ -90,11 +90,11 @@ def test_cli_killed_during_start_then_status_tells_the_truth(ws: Workspace, dela
     cli = launch(ws, "start", "p1", "--no-open")
     time.sleep(delay)  # the moment of the crash is the test's parameter, not a wait for a condition
     cli.send_signal(signal.SIGKILL)
-    cli.communicate(timeout=30)
+    cli.communicate(timeout=SLOW)
     # Whatever the moment, status and reality agree once the server (if any) is up.
     running = servers_in(path)
     if running:
-        wait_for(lambda: state(ws, "p1")["state"] == "running", 60, "the orphaned start's server to answer")
+        wait_for(lambda: state(ws, "p1")["state"] == "running", SLOW, "the orphaned start's server to answer")
         assert state(ws, "p1")["pid"] == running[0]
     else:
         assert state(ws, "p1")["state"] in ("stopped", "stale")
@@ -113,11 +113,11 @@ def test_cli_killed_during_stop_then_status_tells_the_truth(ws: Workspace, delay
     cli = launch(ws, "stop", "p1")
     time.sleep(delay)  # the moment of the crash, as above
     cli.send_signal(signal.SIGKILL)
-    cli.communicate(timeout=30)
+    cli.communicate(timeout=SLOW)
     row = state(ws, "p1")
     if alive(pid):
         # The API shutdown may still be under way: it ends in stopped, never in a lie.
-        wait_for(lambda: not alive(pid) or state(ws, "p1")["state"] == "running", 30, "a settled state")
+        wait_for(lambda: not alive(pid) or state(ws, "p1")["state"] == "running", SLOW, "a settled state")
     final = ws.cli("stop", "p1")
     assert final.returncode == 0, final.stderr + final.stdout
     assert servers_in(path) == [] and state(ws, "p1")["state"] == "stopped", row

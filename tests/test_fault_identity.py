@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from conftest import Workspace, alive, wait_for
+from conftest import SLOW, Workspace, alive, wait_for
 
 
 def start(ws: Workspace, name: str) -> int:
@@ -96,7 +96,7 @@ def test_process_that_only_looks_like_jupyter_is_left_alone(ws: Workspace) -> No
     impostor = subprocess.Popen(["bash", "-c", "exec -a jupyter-lab sleep 600"], cwd=path,
                                 start_new_session=True)
     try:
-        wait_for(lambda: psutil.Process(impostor.pid).cmdline()[:1] == ["jupyter-lab"], 10, "the exec")
+        wait_for(lambda: psutil.Process(impostor.pid).cmdline()[:1] == ["jupyter-lab"], SLOW, "the exec")
         time.sleep(0.01)  # the pid file must be no older than the process, as app.sh would write it
         (path / ".logs").mkdir(parents=True, exist_ok=True)
         (path / ".logs" / "jupyter.pid").write_text(f"{impostor.pid}\n")

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from test_lifecycle import server_info, start_kernel
 
-from conftest import Workspace, alive, wait_for
+from conftest import SLOW, Workspace, alive, wait_for
 
 
 def run_in_kernel(project: Path, server_pid: int, code: str) -> None:
@@ -19,12 +19,12 @@ def run_in_kernel(project: Path, server_pid: int, code: str) -> None:
     from jupyter_client.blocking.client import BlockingKernelClient
 
     runtime = project / ".jupyter_runtime"
-    conn = wait_for(lambda: sorted(runtime.glob("kernel-*.json")), 30, "the kernel's connection file")[0]
+    conn = wait_for(lambda: sorted(runtime.glob("kernel-*.json")), SLOW, "the kernel's connection file")[0]
     client = BlockingKernelClient(connection_file=str(conn))
     client.load_connection_file()
-    client.start_channels()
+    client.start_channels(hb=False)  # a heartbeat missed under load is not a dead kernel
     try:
-        client.wait_for_ready(timeout=60)
+        client.wait_for_ready(timeout=SLOW)
         client.execute(code)
     finally:
         client.stop_channels()
@@ -40,9 +40,9 @@ def crash_with_busy_kernel(ws: Workspace, name: str) -> tuple[Path, int, list[in
     run_in_kernel(path, pid, "import subprocess, time\n"
                              f"p = subprocess.Popen(['sleep', '600'])\nopen({str(marker)!r}, 'w').write(str(p.pid))\n"
                              "time.sleep(600)\n")
-    child = int(wait_for(lambda: marker.exists() and marker.read_text(), 60, "the kernel's child"))
+    child = int(wait_for(lambda: marker.exists() and marker.read_text(), SLOW, "the kernel's child"))
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not alive(pid), 30, "the server to die")
+    wait_for(lambda: not alive(pid), SLOW, "the server to die")
     return path, pid, [kernel, child]
 
 
