@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_lifecycle import start_kernel
 
-from conftest import Workspace
+from conftest import Workspace, alive
 
 
 def pip_runs(project: Path) -> int:
@@ -100,3 +101,41 @@ def test_second_bootstrap_is_fast_enough_to_not_run_anything(ws: Workspace) -> N
                           env={**os.environ, "JLC_INVENTORY": str(ws.inventory)}, timeout=60)
     assert proc.returncode == 0 and "changed=0" in proc.stdout
     assert (log.stat().st_size if log.exists() else 0) == size
+
+
+def _home_entries(home: Path) -> list[str]:
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+
+
+# What may appear in HOME (docs/conventions.md): the tool's own state (port claims) and pip's cache.
+HOME_ALLOWED = (".local/state/jupyter-lifecycle", ".cache/pip")
+
+
+def test_bootstrap_start_stop_write_nothing_into_home(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = Path(os.environ["HOME"])
+    assert _home_entries(home) == []
+    monkeypatch.delenv("JLC_STATE_DIR")  # the tool's own state goes where it goes for a user
+    # pip asks rustc for its version (for its user agent); a rustup proxy on PATH then sets up
+    # ~/.rustup in an empty HOME. A HOME with rustup in use has it already; it is not ours.
+    monkeypatch.setenv("PATH", os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                                                if not (Path(d) / "rustup").exists()))
+    path = ws.project("homeless")
+    (path / "requirements.txt").write_text(f"# {uuid.uuid4()}\n")  # pip runs
+    boot = ws.json("bootstrap", "homeless")
+    assert {r["action"]: r["status"] for r in boot["results"]} == {
+        "dirs": "changed", "gitignore": "changed", "venv": "ok", "requirements": "ok", "kernel": "changed"}
+    # A venv of its own too: venv creation runs ensurepip (the kernel step fails: no ipykernel in it).
+    ws.project("fresh", venv=".venv")
+    fresh = ws.json("bootstrap", "fresh", expect=1)
+    assert [(r["action"], r["status"]) for r in fresh["results"]][2] == ("venv", "changed")
+
+    assert ws.cli("start", "homeless", "--no-open").returncode == 0
+    pid = int((path / ".logs" / "jupyter.pid").read_text())
+    kernel = start_kernel(path, pid)
+    assert ws.cli("stop", "homeless").returncode == 0
+    assert not alive(pid) and not alive(kernel)
+
+    entries = _home_entries(home)
+    assert all(any(e == a or e.startswith(a + "/") or a.startswith(e + "/") for a in HOME_ALLOWED)
+               for e in entries), entries
+    assert (home / ".local" / "state" / "jupyter-lifecycle").is_dir()  # the check above can fail

@@ -38,16 +38,20 @@ LOG_TAIL = 20
 REQUIREMENTS_LIMIT = 16 * 1024 * 1024
 
 
-def _run_logged(cmd: List[str], log: Path, ctx: OpContext, project: str, what: str,
+def _run_logged(cmd: List[str], layout: Layout, ctx: OpContext, project: str, what: str,
                 cwd: Optional[Path] = None) -> int:
-    """Run a command with its output appended to ``log``; report elapsed time as it runs."""
+    """Run a command with its output appended to the bootstrap log; report elapsed time as it runs.
+
+    It gets the project's isolation environment, so no Jupyter or IPython state lands in HOME.
+    """
+    log = layout.bootstrap_log
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open_append(log) as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n".encode())
         fh.flush()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(cwd) if cwd else None)
+                                cwd=str(cwd) if cwd else None, env=layout.isolated_env())
         try:
             while True:
                 try:
@@ -73,8 +77,7 @@ def ensure_venv(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
     python = shutil.which(spec.python)
     if python is None:
         return ctx.result(spec.name, "venv", FAILED, f"interpreter {spec.python!r} not found on PATH")
-    code = _run_logged([python, "-m", "venv", str(layout.venv)], layout.bootstrap_log, ctx,
-                       spec.name, "creating venv")
+    code = _run_logged([python, "-m", "venv", str(layout.venv)], layout, ctx, spec.name, "creating venv")
     if code != 0:
         return _failure(ctx, spec, "venv", f"creating {layout.venv} failed (exit {code})", layout.bootstrap_log)
     return ctx.result(spec.name, "venv", CHANGED, f"created {layout.venv}",
@@ -157,7 +160,7 @@ def ensure_requirements(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Re
     if ctx.check:
         return ctx.result(spec.name, "requirements", CHANGED, "would pip install " + " ".join(args))
     code = _run_logged([str(layout.venv_python), "-m", "pip", "install", "--disable-pip-version-check", *args],
-                       layout.bootstrap_log, ctx, spec.name, "installing requirements", cwd=layout.root)
+                       layout, ctx, spec.name, "installing requirements", cwd=layout.root)
     if code != 0:
         return _failure(ctx, spec, "requirements", f"pip install failed (exit {code})", layout.bootstrap_log)
     new_stamp = {"interpreter": fp["interpreter"], "satisfied": sorted(set(satisfied) | {fp["requirements"]})}
@@ -224,7 +227,7 @@ def ensure_kernel(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Result:
            "--name", spec.kernel_name, "--display-name", wanted["display_name"]]
     for key, value in wanted["env"].items():
         cmd += ["--env", key, value]
-    code = _run_logged(cmd, layout.bootstrap_log, ctx, spec.name, "registering kernel")
+    code = _run_logged(cmd, layout, ctx, spec.name, "registering kernel")
     if code != 0:
         return _failure(ctx, spec, "kernel", f"kernel registration failed (exit {code})", layout.bootstrap_log)
     return ctx.result(spec.name, "kernel", CHANGED, f"registered kernel {spec.kernel_name!r} in {layout.venv}",

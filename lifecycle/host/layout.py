@@ -91,10 +91,18 @@ class Layout:
     def isolation_env(self) -> Dict[str, str]:
         return {var: str(self.root / rel) for var, rel in ISOLATION}
 
-    def server_env(self, spec: ProjectSpec) -> Dict[str, str]:
-        """The environment a server of this project runs with."""
+    def isolated_env(self) -> Dict[str, str]:
+        """This process's environment with the project's isolation dirs: for every program run on
+        the project's behalf (venv creation, pip, kernel registration), so that none of them
+        writes Jupyter or IPython state into the user's HOME (``ipykernel install`` creates
+        ``~/.ipython`` without IPYTHONDIR)."""
         env = dict(os.environ)
         env.update(self.isolation_env())
+        return env
+
+    def server_env(self, spec: ProjectSpec) -> Dict[str, str]:
+        """The environment a server of this project runs with."""
+        env = self.isolated_env()
         env["VIRTUAL_ENV"] = str(self.venv)
         env["PATH"] = str(self.venv / "bin") + os.pathsep + env.get("PATH", "")
         env.pop("PYTHONHOME", None)
