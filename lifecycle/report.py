@@ -73,21 +73,32 @@ class Reporter:
         self._progress_shown = False
         self._last_progress = 0.0
         self._log_prefix = False
+        # Steps that have begun and not ended, by (host, project): action, start time, last progress.
+        self._running: dict[tuple[str, str], tuple[str, float, str]] = {}
+        self._seen: list[Result] = []
 
     # -- live events -------------------------------------------------------
     def event(self, event: dict[str, Any]) -> None:
         with self._lock:
             kind = event.get("event")
-            if kind == "progress":
+            key = (str(event.get("host")), str(event.get("project")))
+            if kind == "step":
+                self._running[key] = (str(event.get("action")), time.monotonic(), "")
+            elif kind == "progress":
+                if key in self._running:
+                    self._running[key] = self._running[key][:2] + (str(event.get("msg")),)
                 self._progress(f"{event.get('project')}: {event.get('msg')}")
-            elif kind == "result" and not self.as_json:
-                self._clear_progress()
+            elif kind == "result":
                 r = Result.from_dict(event["result"])
-                line = result_line(r, self.task)
-                line = line if self.show_token else redact(line)
-                if self.show_login and r.secret.get("token_url"):
-                    line += f"\n    login URL: {r.secret['token_url']}"
-                print(paint(line, r.status, self.out), file=self.out, flush=True)
+                self._seen.append(r)
+                self._running.pop((r.host, str(r.project)), None)
+                if not self.as_json:
+                    self._clear_progress()
+                    line = result_line(r, self.task)
+                    line = line if self.show_token else redact(line)
+                    if self.show_login and r.secret.get("token_url"):
+                        line += f"\n    login URL: {r.secret['token_url']}"
+                    print(paint(line, r.status, self.out), file=self.out, flush=True)
             elif kind == "log" and not self.as_json:
                 self._clear_progress()
                 text = event.get("text", "")
@@ -123,6 +134,18 @@ class Reporter:
         with self._lock:
             self._clear_progress()
             print(f"warning: {message}", file=self.err)
+
+    def interrupted(self) -> None:
+        """After Ctrl-C: each step that had begun and not ended, as a failed result, then the
+        recap (or the one JSON document) of everything that happened until then."""
+        with self._lock:
+            now = time.monotonic()
+            cut = [Result(host=host, project=project, action=action, status=FAILED,
+                          msg=f"interrupted after {now - began:.0f}s" + (f" while {last}" if last else ""))
+                   for (host, project), (action, began, last) in self._running.items()]
+        for r in cut:
+            self.event({"event": "result", "result": r.to_dict()})
+        self.actions(list(self._seen))
 
     # -- summaries ---------------------------------------------------------
     def actions(self, results: list[Result]) -> None:

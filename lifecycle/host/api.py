@@ -61,6 +61,7 @@ def _each(specs: List[ProjectSpec], ctx: OpContext, workers: int,
     result instead: the same answer for local and remote projects.
     """
     def guarded(spec: ProjectSpec) -> List[Result]:
+        ctx.begin(spec.name, ctx.op)
         try:
             why = not_a_directory(str(Layout.of(spec).root))
             if why is None:
@@ -70,7 +71,7 @@ def _each(specs: List[ProjectSpec], ctx: OpContext, workers: int,
         except Exception as exc:  # one project's crash must not hide the others' results
             results = [ctx.result(spec.name, "error", FAILED, f"{type(exc).__name__}: {exc}")]
         for r in results:
-            ctx.emit({"event": "result", "result": r.to_dict()})
+            ctx.done(r)  # steps that did not emit their own result as they ended
         return results
 
     if workers > 1 and len(specs) > 1:
@@ -119,7 +120,7 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         raise RequestError(f"unsupported protocol version {version!r} (this host speaks {PROTOCOL})")
     op = request.get("op")
     opts: Dict[str, Any] = dict(request.get("options") or {})
-    ctx = OpContext(host=request.get("host", "local"), check=bool(opts.get("check")), emit=emit)
+    ctx = OpContext(host=request.get("host", "local"), check=bool(opts.get("check")), emit=emit, op=str(op))
     specs = [ProjectSpec.from_dict(d) for d in request.get("projects", [])]
     known_by_name = {s.name: s for s in (ProjectSpec.from_dict(d) for d in request.get("known", []))}
     known_by_name.update({s.name: s for s in specs})
@@ -149,14 +150,12 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
             return {"version": PROTOCOL, "orphans": orphans.orphan_rows(found, ctx.host)}
         results = orphans.kill_orphans(found, ctx, bool(opts.get("include_unmanaged")),
                                        float(timeout or 10.0), {s.name for s in specs})
-        for r in results:
-            emit({"event": "result", "result": r.to_dict()})
         return _actions(results)
     if op == "audit":
         return audit_fix.run(specs, known, ctx, opts)
     if op == "stop-server":
         result = stop_server.stop_server(str(opts.get("target", "")), survey(known), ctx, float(timeout or 10.0))
-        emit({"event": "result", "result": result.to_dict()})
+        ctx.done(result)
         return _actions([result])
     if op == "which":
         try:
@@ -223,8 +222,6 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         # Servers outside every project are not these projects' business unless asked for.
         extra = orphans.kill_orphans(survey(known), ctx, bool(opts.get("include_unmanaged")),
                                      float(timeout or 10.0), {s.name for s in specs}, sweep_of_projects=True)
-        for r in extra:
-            emit({"event": "result", "result": r.to_dict()})
         results += extra
     if op == "start" and opts.get("foreground") and len(results) == 1 and results[0].facts.get("pid"):
         if results[0].changed:

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .context import OpContext
 from .fsutil import (
@@ -301,20 +301,32 @@ def ensure_gitignore(spec: ProjectSpec, layout: Layout, ctx: OpContext) -> Resul
 
 
 def bootstrap(spec: ProjectSpec, ctx: OpContext) -> List[Result]:
-    """All bootstrap steps in order; a failed step skips the ones that need it."""
+    """All bootstrap steps in order; a failed step skips the ones that need it.
+
+    Each step's result is emitted as the step ends (pip can take minutes), and
+    each step announces itself as it begins, so Ctrl-C can name the one it cut.
+    """
     layout = Layout.of(spec)
-    results = [ensure_dirs(spec, layout, ctx), ensure_gitignore(spec, layout, ctx)]
-    venv = ensure_venv(spec, layout, ctx)
-    results.append(venv)
-    for step in (ensure_requirements, ensure_kernel):
+    results: List[Result] = []
+
+    def step(action: str, run: Callable[[], Result]) -> Result:
+        ctx.begin(spec.name, action)
+        results.append(ctx.done(run()))
+        return results[-1]
+
+    step("dirs", lambda: ensure_dirs(spec, layout, ctx))
+    step("gitignore", lambda: ensure_gitignore(spec, layout, ctx))
+    venv = step("venv", lambda: ensure_venv(spec, layout, ctx))
+    for ensure in (ensure_requirements, ensure_kernel):
+        action = ensure.__name__.replace("ensure_", "")
+        ctx.begin(spec.name, action)
         if results[-1].failed:
-            results.append(ctx.result(spec.name, step.__name__.replace("ensure_", ""), SKIPPED,
-                                      "skipped: an earlier step failed"))
-            continue
-        if ctx.check and venv.changed:
+            result = ctx.result(spec.name, action, SKIPPED, "skipped: an earlier step failed")
+        elif ctx.check and venv.changed:
             # Nothing to inspect yet: report what a real run would do.
-            what = "install requirements" if step is ensure_requirements else f"register kernel {spec.kernel_name!r}"
-            results.append(ctx.result(spec.name, step.__name__.replace("ensure_", ""), CHANGED, "would " + what))
-            continue
-        results.append(step(spec, layout, ctx))
+            what = "install requirements" if ensure is ensure_requirements else f"register kernel {spec.kernel_name!r}"
+            result = ctx.result(spec.name, action, CHANGED, "would " + what)
+        else:
+            result = ensure(spec, layout, ctx)
+        results.append(ctx.done(result))
     return results

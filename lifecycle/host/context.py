@@ -21,12 +21,32 @@ def _ignore(_event: Dict[str, Any]) -> None:
 
 @dataclass
 class OpContext:
+    """``op`` names the request's operation (the step every project begins with).
+
+    Events: ``step`` when a project's step begins, ``progress`` while it runs,
+    ``result`` when it ends; the controller prints each result as it comes and,
+    on Ctrl-C, names the steps that had begun and not ended.
+    """
+
     host: str = "local"
     check: bool = False
     emit: Emit = field(default=_ignore)
+    op: str = ""
+    # Results already emitted, by id (held, so an id cannot be reused meanwhile).
+    _sent: Dict[int, Result] = field(default_factory=dict, repr=False)
 
     def progress(self, project: str, msg: str) -> None:
-        self.emit({"event": "progress", "project": project, "msg": msg})
+        self.emit({"event": "progress", "host": self.host, "project": project, "msg": msg})
+
+    def begin(self, project: str, action: str) -> None:
+        self.emit({"event": "step", "host": self.host, "project": project, "action": action})
+
+    def done(self, result: Result) -> Result:
+        """Emit a finished step's result now, so it is shown as it happens; only once per result."""
+        if id(result) not in self._sent:
+            self._sent[id(result)] = result
+            self.emit({"event": "result", "result": result.to_dict()})
+        return result
 
     def result(self, project: Optional[str], action: str, status: str, msg: str = "",
                **extra: Any) -> Result:

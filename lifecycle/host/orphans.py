@@ -68,6 +68,10 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
     neither reported nor touched unless ``include_unmanaged``.
     """
     results: List[Result] = []
+
+    def add(result: Result) -> None:
+        results.append(ctx.done(result))  # each shown as it is done: a stop can take its timeout
+
     roots = list(found.roots().values())
     for entry in found.orphan_servers():
         proc = entry.view.proc
@@ -75,16 +79,16 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
             continue
         if entry.project is None and not include_unmanaged:
             if not sweep_of_projects:
-                results.append(ctx.result(None, "orphan", SKIPPED,
+                add(ctx.result(None, "orphan", SKIPPED,
                                           f"unmanaged server pid {proc.pid} left alone (use --include-unmanaged)"))
             continue
         if not owned_by_me(proc):
-            results.append(ctx.result(entry.project, "orphan", SKIPPED, f"pid {proc.pid} belongs to another user"))
+            add(ctx.result(entry.project, "orphan", SKIPPED, f"pid {proc.pid} belongs to another user"))
             continue
         if ctx.check:
-            results.append(ctx.result(entry.project, "orphan", CHANGED, f"would stop untracked server pid {proc.pid}"))
+            add(ctx.result(entry.project, "orphan", CHANGED, f"would stop untracked server pid {proc.pid}"))
             continue
-        results.append(stop_untracked(entry, found, ctx, timeout, "orphan"))
+        add(stop_untracked(entry, found, ctx, timeout, "orphan"))
     for kernel in found.orphan_kernels:
         proc = kernel.proc
         what = "orphan kernel" if kernel.kind == "kernel" else "process left by a kernel,"
@@ -93,16 +97,16 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
         if kernel.project is None and not include_unmanaged and (sweep_of_projects or kernel.kind != "kernel"):
             # A process outside every project is known only by its environment: not ours to end unasked.
             if not sweep_of_projects:
-                results.append(ctx.result(None, "orphan", SKIPPED,
+                add(ctx.result(None, "orphan", SKIPPED,
                                           f"{what} pid {proc.pid} outside every project left alone "
                                           "(use --include-unmanaged)"))
             continue
         if not owned_by_me(proc):
-            results.append(ctx.result(kernel.project, "orphan", SKIPPED,
+            add(ctx.result(kernel.project, "orphan", SKIPPED,
                                       f"{what} pid {proc.pid} belongs to another user"))
             continue
         if ctx.check:
-            results.append(ctx.result(kernel.project, "orphan", CHANGED, f"would terminate {what} pid {proc.pid}"))
+            add(ctx.result(kernel.project, "orphan", CHANGED, f"would terminate {what} pid {proc.pid}"))
             continue
         h = handle(proc)
         status, msg = CHANGED, f"{what} pid {proc.pid} already gone"
@@ -117,6 +121,6 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
                                                               if reaped > 1 else "")
         if kernel.connection_file and any(inside(kernel.connection_file, root) for root in roots):
             remove(Path(kernel.connection_file))
-        results.append(ctx.result(kernel.project, "orphan", status, msg,
+        add(ctx.result(kernel.project, "orphan", status, msg,
                                   facts={"pid": proc.pid, "kind": kernel.kind}))
     return results

@@ -27,9 +27,11 @@ def restart(spec: ProjectSpec, ctx: OpContext, found: Survey, rescan: Callable[[
         return _would(spec, layout, ctx, found, port, timeout)
     try:
         with project_lock(layout, lock_wait(spec), lambda msg: ctx.progress(spec.name, msg)):
-            stopped = stop_unlocked(spec, layout, ctx, timeout, False, found)
+            # Shown now: the start that follows may take a while.
+            stopped = ctx.done(stop_unlocked(spec, layout, ctx, timeout, False, found))
             if stopped.failed:
                 return [stopped]
+            ctx.begin(spec.name, "start")
             return [stopped, start_unlocked(spec, layout, ctx, port, rescan())]
     except LockTimeout as exc:
         return [ctx.result(spec.name, "restart", FAILED, str(exc))]

@@ -248,7 +248,11 @@ def run_action(c: Any, task: str, name: str | None, tag: list[str] | None, host:
     if local_only and remote:
         raise UsageError(f"{local_only} needs a project on this machine; {', '.join(remote)} "
                          f"{'is' if len(remote) == 1 else 'are'} remote (start it, then follow with logs -f)")
-    responses = transport.run(inv, task, projects, options, reporter.event)
+    try:
+        responses = transport.run(inv, task, projects, options, reporter.event)
+    except KeyboardInterrupt:
+        reporter.interrupted()  # which steps were cut, and the recap (or JSON document) so far
+        raise
     results: list[Result] = []
     for host, resp in responses.items():
         if "unreachable" in resp:
