@@ -50,21 +50,19 @@ def unshare_command(honour_opt_out: bool = True) -> list[str] | str:
     unshare = shutil.which("unshare")
     if unshare is None:
         return "unshare(1) is not installed (util-linux)"
-    base = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child"]
-    # As root the namespaces need nothing else; otherwise a user namespace that maps us to
-    # ourselves (not to root: sshd and Jupyter's --allow-root would see a fake root).
-    candidates = [base] if os.geteuid() == 0 else [base[:1] + ["--map-current-user"] + base[1:]]
-    why = ""
-    for cmd in candidates:
-        try:
-            probe = subprocess.run(cmd + ["true"], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            why = str(exc)
-            continue
-        if probe.returncode == 0:
-            return cmd
+    cmd = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child"]
+    if os.geteuid() != 0:
+        # A user namespace that maps us to ourselves (util-linux 2.38+), not to root: sshd and
+        # Jupyter's --allow-root would otherwise see a fake root.
+        cmd[1:1] = ["--map-current-user"]
+    try:
+        probe = subprocess.run(cmd + ["true"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`{' '.join(cmd[1:])}` does not work here: {exc}"
+    if probe.returncode != 0:
         why = (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
-    return f"`{' '.join(candidates[-1][1:])}` does not work here: {why}"
+        return f"`{' '.join(cmd[1:])}` does not work here: {why}"
+    return cmd
 
 
 def private() -> bool:
