@@ -249,16 +249,30 @@ def lone_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Processes a test starts by hand; all are killed and reaped at the end."""
+    """Processes a test starts by hand; all are killed and reaped at the end, with what they started.
+
+    A server's kernels run in sessions of their own (jupyter_client starts them so): killing the
+    server's process group misses them, and left alone they take their time to notice on a loaded
+    machine, after the leak check has looked.
+    """
     procs: list[subprocess.Popen[bytes]] = []
     yield procs
+    under: list[psutil.Process] = []
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            under += psutil.Process(p.pid).children(recursive=True)
     for p in procs:
         if p.poll() is None:
             try:
                 os.killpg(p.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 p.kill()
-        p.wait(timeout=10)
+    for child in under:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    for p in procs:
+        p.wait(timeout=SLOW)
+    psutil.wait_procs(under, timeout=SLOW)
 
 
 def answers(port: int) -> bool:

@@ -80,7 +80,7 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
         if entry.project is None and not include_unmanaged:
             if not sweep_of_projects:
                 add(ctx.result(None, "orphan", SKIPPED,
-                                          f"unmanaged server pid {proc.pid} left alone (use --include-unmanaged)"))
+                               f"unmanaged server pid {proc.pid} left alone (use --include-unmanaged)"))
             continue
         if not owned_by_me(proc):
             add(ctx.result(entry.project, "orphan", SKIPPED, f"pid {proc.pid} belongs to another user"))
@@ -98,12 +98,12 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
             # A process outside every project is known only by its environment: not ours to end unasked.
             if not sweep_of_projects:
                 add(ctx.result(None, "orphan", SKIPPED,
-                                          f"{what} pid {proc.pid} outside every project left alone "
-                                          "(use --include-unmanaged)"))
+                               f"{what} pid {proc.pid} outside every project left alone "
+                               "(use --include-unmanaged)"))
             continue
         if not owned_by_me(proc):
             add(ctx.result(kernel.project, "orphan", SKIPPED,
-                                      f"{what} pid {proc.pid} belongs to another user"))
+                           f"{what} pid {proc.pid} belongs to another user"))
             continue
         if ctx.check:
             add(ctx.result(kernel.project, "orphan", CHANGED, f"would terminate {what} pid {proc.pid}"))
@@ -122,5 +122,5 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
         if kernel.connection_file and any(inside(kernel.connection_file, root) for root in roots):
             remove(Path(kernel.connection_file))
         add(ctx.result(kernel.project, "orphan", status, msg,
-                                  facts={"pid": proc.pid, "kind": kernel.kind}))
+                       facts={"pid": proc.pid, "kind": kernel.kind}))
     return results
