@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from test_lifecycle import api, server_info, start_kernel
 
-from conftest import Workspace, wait_for
+from conftest import SLOW, Workspace, wait_for
 
 
 def test_status_does_not_reset_the_idle_clock(ws: Workspace) -> None:
@@ -27,7 +27,7 @@ def test_status_does_not_reset_the_idle_clock(ws: Workspace) -> None:
         seen.append(last_activity())
         return len(seen) > 1 and seen[-1] == seen[-2]
 
-    wait_for(settled, 60, "the server's last_activity to settle", interval=1.0)
+    wait_for(settled, SLOW, "the server's last_activity to settle", interval=1.0)
     before = seen[-1]
     for _ in range(3):
         row = ws.json("status")["projects"][0]

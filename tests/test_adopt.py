@@ -20,7 +20,7 @@ import pytest
 from lifecycle.app_script import render_app_sh
 from lifecycle.inventory import parse_inventory
 
-from conftest import Workspace, alive, answers, wait_for
+from conftest import SLOW, Workspace, alive, answers, wait_for
 
 SHELLCHECK = shutil.which("shellcheck")
 # Where jlc (and the test's python) live: on PATH in "jlc" mode, absent from it in "plain" mode.
@@ -134,7 +134,7 @@ class Script:
         try:
             yield seen
             os.killpg(proc.pid, signal.SIGINT)
-            assert proc.wait(timeout=60) == 0, "".join(seen)
+            assert proc.wait(timeout=SLOW) == 0, "".join(seen)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -184,17 +184,17 @@ def test_the_generated_script_runs_the_whole_contract(ws: Workspace, mode: str) 
 
         stopped = app("stop")
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        wait_for(lambda: not alive(pids[1]), 30, "the stopped server to be gone")
+        wait_for(lambda: not alive(pids[1]), SLOW, "the stopped server to be gone")
         assert not (path / ".logs" / "jupyter.pid").exists()
         assert ws.json("status")["projects"][0]["state"] == "stopped"
         assert app("stop").returncode == 0  # stopped already: ok
 
         with app.attached("start", "--foreground", "--no-open") as seen:
-            wait_for(lambda: any("started on" in line for line in seen), 90, "the attached start")
+            wait_for(lambda: any("started on" in line for line in seen), SLOW, "the attached start")
             pids.append(_pid("".join(seen)))
             row = ws.json("status")["projects"][0]
             assert (row["state"], row["pid"]) == ("running", pids[2]) and answers(row["port"])
-        wait_for(lambda: not alive(pids[2]), 30, "Ctrl-C to stop the attached server")
+        wait_for(lambda: not alive(pids[2]), SLOW, "Ctrl-C to stop the attached server")
         assert not (path / ".logs" / "jupyter.pid").exists()
         assert not list((path / ".jupyter_runtime").glob("jpserver-*"))
         # The login URL is printed once, for the owner; the streamed log hides tokens.

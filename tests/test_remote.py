@@ -12,9 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from sshlab import SshLab
 
 from conftest import REPO, SLOW, Workspace, alive, answers, procs_under, wait_for
-from sshlab import SshLab
 
 
 def remote_fleet(ws: Workspace, lab: SshLab) -> dict[str, Path]:
