@@ -12,7 +12,7 @@ from test_lifecycle import api, server_info
 from lifecycle.host.clock import parse_iso
 from lifecycle.host.cull import Activity, kernel_verdict, server_verdict
 
-from conftest import Workspace, alive, procs_under, wait_for
+from conftest import SLOW, Workspace, alive, procs_under, wait_for
 
 
 class Lab:
@@ -41,12 +41,12 @@ class Lab:
         from jupyter_client.blocking.client import BlockingKernelClient
 
         conn = self.path / ".jupyter_runtime" / f"kernel-{kernel_id}.json"
-        wait_for(conn.exists, 30, "the kernel's connection file")
+        wait_for(conn.exists, SLOW, "the kernel's connection file")
         client = BlockingKernelClient(connection_file=str(conn))
         client.load_connection_file()
-        client.start_channels()
+        client.start_channels(hb=False)  # a heartbeat missed under load is not a dead kernel
         try:
-            client.wait_for_ready(timeout=60)
+            client.wait_for_ready(timeout=SLOW)
             client.execute(code)
         finally:
             client.stop_channels()
@@ -72,16 +72,16 @@ def test_busy_kernel_keeps_the_server_and_an_idle_server_is_culled(ws: Workspace
     kernel_pid = wait_for(lambda: [c.pid for c in procs_under(lab.path) if "ipykernel_launcher" in c.cmdline()],
                           30, "the kernel process")[0]
     lab.run(kid, "import time; time.sleep(15)")
-    wait_for(lambda: lab.kernels()[kid]["execution_state"] == "busy", 30, "the kernel to be busy")
-    wait_for(lambda: lab.server_idle_for() > 4, 30, "the server's clock to pass the idle timeout")
+    wait_for(lambda: lab.kernels()[kid]["execution_state"] == "busy", SLOW, "the kernel to be busy")
+    wait_for(lambda: lab.server_idle_for() > 4, SLOW, "the server's clock to pass the idle timeout")
 
     kept = ws.json("cull")["results"]
     assert [(r["action"], r["status"]) for r in kept] == [("cull", "ok")], kept
     assert "1 kernel busy: kept" in kept[0]["msg"]
     assert alive(lab.pid)
 
-    wait_for(lambda: lab.kernels()[kid]["execution_state"] == "idle", 40, "the cell to finish")
-    wait_for(lambda: lab.server_idle_for() > 4, 30, "the server to be idle past the timeout")
+    wait_for(lambda: lab.kernels()[kid]["execution_state"] == "idle", SLOW, "the cell to finish")
+    wait_for(lambda: lab.server_idle_for() > 4, SLOW, "the server to be idle past the timeout")
     would = ws.json("cull", "--check")["results"]
     assert [(r["status"], r["msg"].split(",")[0]) for r in would] == [("changed", f"would cull pid {lab.pid}")]
     assert alive(lab.pid)
@@ -105,8 +105,8 @@ def test_kernel_cull_shuts_down_only_the_idle_kernel(ws: Workspace) -> None:
     busy, idle = lab.new_kernel(), lab.new_kernel()
     lab.run(idle, "x = 1")
     lab.run(busy, "import time; time.sleep(20)")
-    wait_for(lambda: lab.kernels()[busy]["execution_state"] == "busy", 30, "one kernel to be busy")
-    wait_for(lambda: lab.kernel_idle_for(idle) > 4, 30, "the other kernel to be idle past the timeout")
+    wait_for(lambda: lab.kernels()[busy]["execution_state"] == "busy", SLOW, "one kernel to be busy")
+    wait_for(lambda: lab.kernel_idle_for(idle) > 4, SLOW, "the other kernel to be idle past the timeout")
     assert lab.kernels()[busy]["execution_state"] == "busy"
 
     would = by_action(ws.json("cull", "--check"), "kernel")
@@ -132,7 +132,7 @@ def test_cull_with_idle_flag_and_without_policy(ws: Workspace) -> None:
     assert [(r["status"], r["msg"].split(" (")[0]) for r in none] == [("skipped", "no idle policy")]
     stopped = ws.json("cull", "--only", "p2", "--idle", "1s")["results"]
     assert [(r["status"], r["msg"]) for r in stopped] == [("ok", "not running")]
-    wait_for(lambda: lab.server_idle_for() > 2, 30, "the server to be idle for 2s")
+    wait_for(lambda: lab.server_idle_for() > 2, SLOW, "the server to be idle for 2s")
     kernels_only = ws.json("cull", "--only", "p1", "--kernels", "--idle", "1s")["results"]
     assert [(r["action"], r["status"], r["msg"]) for r in kernels_only] == [("kernel", "ok", "no kernels")]
     assert alive(lab.pid)
@@ -216,9 +216,9 @@ def test_cull_on_a_remote_host(ws: Workspace, ssh_lab: Any) -> None:
         assert isinstance(doc, dict)
         return time.time() - (parse_iso(doc["last_activity"]) or 0.0)
 
-    wait_for(lambda: idle_for() > 3, 30, "the remote server to be idle past its timeout")
+    wait_for(lambda: idle_for() > 3, SLOW, "the remote server to be idle past its timeout")
     out = ws.json("cull")
     assert [(r["host"], r["project"], r["status"]) for r in out["results"]] == [("box1", "r1", "changed")]
     assert "culled, idle" in out["results"][0]["msg"] and out["recap"]["box1"]["changed"] == 1
-    wait_for(lambda: not alive(pid), 10, "the culled server to be gone")
+    wait_for(lambda: not alive(pid), SLOW, "the culled server to be gone")
     assert ws.json("cull")["results"][0]["msg"] == "not running"

@@ -15,7 +15,7 @@ from typing import Any
 
 from test_lifecycle import api, server_info
 
-from conftest import Workspace, alive, answers, wait_for
+from conftest import SLOW, Workspace, alive, answers, wait_for
 
 
 class Supervisor:
@@ -38,7 +38,7 @@ class Supervisor:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=90)
+        code = self.proc.wait(timeout=SLOW)
         for t in self._threads:
             t.join(timeout=10)
         return code
@@ -48,7 +48,7 @@ class Supervisor:
 def supervising(ws: Workspace, *args: str) -> Iterator[Supervisor]:
     sup = Supervisor(ws, *args)
     try:
-        wait_for(lambda: sup.errors or sup.proc.poll() is not None, 30, "the supervisor to say it runs")
+        wait_for(lambda: sup.errors or sup.proc.poll() is not None, SLOW, "the supervisor to say it runs")
         assert sup.proc.poll() is None, "".join(sup.errors)
         yield sup
     finally:
@@ -87,14 +87,14 @@ def test_killed_server_is_restarted_stopped_one_stays_stopped(ws: Workspace) -> 
     assert first is not None
     with supervising(ws, "--interval", "0.5") as sup:
         # restart = always: the supervisor starts p2 itself (it is its parent: exact exit statuses).
-        p2_pid = wait_for(lambda: running_again(p2, 0), 60, "p2 to be started by the supervisor")
+        p2_pid = wait_for(lambda: running_again(p2, 0), SLOW, "p2 to be started by the supervisor")
         second = ws.cli("supervise", "--once")
         assert second.returncode == 1 and f"another supervisor (pid {sup.proc.pid}) already runs for" in second.stderr
         assert second.stderr.strip().splitlines()[-1].startswith("error: another supervisor")
 
         os.kill(first, signal.SIGKILL)
-        restarted = wait_for(lambda: running_again(p1, first), 60, "p1 to be restarted")
-        wait_for(lambda: sup.saw("changed: [local] p1: restart: pid "), 30, "the restart's result line")
+        restarted = wait_for(lambda: running_again(p1, first), SLOW, "p1 to be restarted")
+        wait_for(lambda: sup.saw("changed: [local] p1: restart: pid "), SLOW, "the restart's result line")
         assert "(restart 1)" in sup.saw("changed: [local] p1: restart: pid ")[0]
         r = row(ws, "p1")
         assert (r["state"], r["pid"], r["restarts"]) == ("running", restarted, 1), r
@@ -105,7 +105,7 @@ def test_killed_server_is_restarted_stopped_one_stays_stopped(ws: Workspace) -> 
         assert "RESTARTS" in table.stdout.splitlines()[0]
 
         os.kill(p2_pid, signal.SIGKILL)
-        wait_for(lambda: running_again(p2, p2_pid), 60, "p2 to be restarted")
+        wait_for(lambda: running_again(p2, p2_pid), SLOW, "p2 to be restarted")
         r2 = row(ws, "p2")
         assert r2["last_exit"]["reason"] == "killed by signal 9 (SIGKILL)" and r2["last_exit"]["signal"] == 9, r2
 
@@ -114,7 +114,7 @@ def test_killed_server_is_restarted_stopped_one_stays_stopped(ws: Workspace) -> 
         again = pid_of(p2)
         assert again is not None
         os.kill(again, signal.SIGKILL)
-        wait_for(lambda: running_again(p2, again), 60, "p2 to be restarted once more")
+        wait_for(lambda: running_again(p2, again), SLOW, "p2 to be restarted once more")
         assert pid_of(p1) is None and row(ws, "p1")["state"] == "stopped"
         # A clean exit from inside (File > Shut Down) under on-failure: noted, left stopped.
         assert ws.cli("start", "p1", "--no-open").returncode == 0
@@ -122,7 +122,7 @@ def test_killed_server_is_restarted_stopped_one_stays_stopped(ws: Workspace) -> 
         assert mine is not None and row(ws, "p1")["restarts"] == 0  # a user's start is a fresh run
         info = server_info(p1, mine)
         api(f"{str(info['url']).rstrip('/')}/api/shutdown", str(info["token"]), "POST")
-        wait_for(lambda: sup.saw("ok: [local] p1: pid "), 60, "the supervisor to notice the clean exit")
+        wait_for(lambda: sup.saw("ok: [local] p1: pid "), SLOW, "the supervisor to notice the clean exit")
         assert "shut down from inside" in sup.saw("ok: [local] p1: pid ")[0]
         assert sup.saw("restart = on-failure leaves it stopped")
         assert pid_of(p1) is None and not alive(mine)
@@ -138,7 +138,7 @@ def test_server_dying_at_start_backs_off_then_gives_up(ws: Workspace) -> None:
     bad = ws.project("bad", restart="always", restart_max=2, restart_window="10m",
                      args=["--ServerApp.port_retries=abc"])
     with supervising(ws, "--interval", "0.3", "--json") as sup:
-        wait_for(lambda: sup.saw('"gave up after 2 restarts'), 90, "the supervisor to give up")
+        wait_for(lambda: sup.saw('"gave up after 2 restarts'), SLOW, "the supervisor to give up")
         events = [json.loads(ln) for ln in sup.lines]
         attempts = [e for e in events if e["action"] == "restart"]
         assert [e["status"] for e in attempts] == ["failed", "failed"], events
@@ -197,7 +197,7 @@ def test_supervise_restarts_a_server_on_a_remote_host(ws: Workspace, ssh_lab: An
     pid = pid_of(path)
     assert pid is not None and alive(pid)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not alive(pid), 30, "the remote server to die")
+    wait_for(lambda: not alive(pid), SLOW, "the remote server to die")
     seen: list[str] = []
 
     def restarted() -> bool:
@@ -206,7 +206,7 @@ def test_supervise_restarts_a_server_on_a_remote_host(ws: Workspace, ssh_lab: An
         return "changed: [box1] r1: restart: " in out.stdout
 
     # It died within a minute of its start: a quick failure, so the restart waits out a 2 s backoff.
-    wait_for(restarted, 60, "the remote server to be restarted", interval=0.5)
+    wait_for(restarted, SLOW, "the remote server to be restarted", interval=0.5)
     assert f"failed: [box1] r1: pid {pid} gone without a word in its log" in seen[0]
     assert "next restart in 2s (backoff: 1 quick failure)" in seen[0]
     # Not the supervisor's child over there: the reason comes from the log, and says so.

@@ -15,7 +15,7 @@ import threading
 
 from test_cull import Lab
 
-from conftest import Workspace, wait_for
+from conftest import SLOW, Workspace, wait_for
 
 TITLE = "jlc status --watch 0.5s"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -55,9 +55,9 @@ def test_watch_on_a_terminal_redraws_in_place_and_ctrl_c_exits_130(ws: Workspace
             return len(frames) >= 3 and any(float(r.split()[4]) > 20 for r in rows if len(r.split()) > 4
                                            and re.fullmatch(r"[0-9.]+", r.split()[4]))
 
-        wait_for(busy_frame, 60, "three frames, one showing the busy kernel's CPU")
+        wait_for(busy_frame, SLOW, "three frames, one showing the busy kernel's CPU")
         proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
-        assert proc.wait(timeout=30) == 130
+        assert proc.wait(timeout=SLOW) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -86,9 +86,9 @@ def test_watch_without_a_terminal_prints_one_table_per_interval(ws: Workspace) -
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: sum(TITLE in ln for ln in lines) >= 2, 60, "two tables")
+        wait_for(lambda: sum(TITLE in ln for ln in lines) >= 2, SLOW, "two tables")
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 130
+        assert proc.wait(timeout=SLOW) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
