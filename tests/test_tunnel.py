@@ -388,3 +388,53 @@ def test_local_port_is_the_usual_one_else_the_servers_else_any(ws: Workspace) ->
         assert third.getsockname()[1] == free  # the usual port wins over the server's new one
     finally:
         third.close()
+
+
+def _on_terminal(ws: Workspace, *args: str, answer: str) -> tuple[int, str]:
+    """Run jlc with a terminal as stdin/stdout/stderr; answer the first question; return (code, output)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", *args], cwd=ws.root, stdin=slave, stdout=slave,
+                            stderr=slave, env={**os.environ, "JLC_INVENTORY": str(ws.inventory)},
+                            start_new_session=True)
+    os.close(slave)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the terminal's other side has closed
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not answered and b"[y/N]" in seen:
+                os.write(master, answer.encode() + b"\n")
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        return proc.wait(timeout=30), seen.decode("utf-8", "replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_open_asks_on_a_terminal_before_starting_a_project(ws: Workspace, ssh_lab: SshLab) -> None:
+    remote_project(ws, ssh_lab, start=False)
+    code, said = _on_terminal(ws, "open", "r1", "--no-browser", "--detach", answer="n")
+    assert code == 1 and "r1 is not running on box1; start it? [y/N]" in said and "http" not in said
+    assert ws.json("status")["projects"][0]["state"] == "stopped"
+    code, said = _on_terminal(ws, "open", "r1", "--no-browser", "--detach", answer="y")
+    assert code == 0, said
+    assert "started on" in said and "?token=" in said
+    assert [t["project"] for t in tunnels(ws)] == ["r1"]
+    assert ws.cli("close", "r1").returncode == 0
+    assert ws.cli("stop", "r1").returncode == 0
