@@ -351,7 +351,7 @@ def run_tunnels(tunnels: list[Tunnel]) -> Ended:
     finally:
         stop.set()
         for th in threads:
-            th.join(timeout=5)
+            th.join(timeout=2)  # a reconnect attempt may be mid-connect: do not wait it out
         for s, handler in previous.items():
             signal.signal(s, handler)
     if caught:
