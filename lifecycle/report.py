@@ -69,6 +69,7 @@ class Reporter:
         self.show_login = show_token
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.urls = self.out  # where open prints URLs (it sends everything else to stderr)
         self._lock = threading.Lock()
         self._progress_shown = False
         self._last_progress = 0.0
@@ -147,6 +148,58 @@ class Reporter:
             self.event({"event": "result", "result": r.to_dict()})
         self.actions(list(self._seen))
 
+    # -- open and its tunnels ------------------------------------------------
+    # URLs (with their token: the owner asked for them) are the only thing on
+    # stdout, one per line, so `jlc open NAME | head -1` is the URL; the lines
+    # that say what happened go to stderr.
+    def url(self, url: str) -> None:
+        with self._lock:
+            self._clear_progress()
+            _emit(self.urls, url)
+
+    def note(self, host: str, project: str, msg: str) -> None:
+        with self._lock:
+            self._clear_progress()
+            _emit(self.err, f"[{host}] {project}: {msg}")
+
+    def problem(self, host: str, project: str, msg: str) -> None:
+        with self._lock:
+            self._clear_progress()
+            _emit(self.err, paint(f"error: [{host}] {project}: {redact(msg)}", FAILED, self.err))
+
+    def tunnel(self, event: Any) -> None:
+        """A TunnelEvent: what happened on stderr, a new URL on stdout."""
+        bad = event.kind in ("lost", "gave-up", "stopped")
+        with self._lock:
+            self._clear_progress()
+            line = f"[{event.host}] {event.project}: {event.msg}"
+            _emit(self.err, paint(line, FAILED, self.err) if bad else line)
+            if event.url:
+                _emit(self.urls, event.url)
+
+    def closed(self, tunnels: list[tuple[str, str]], signum: int) -> None:
+        """The one line a tunnel run ends with when a signal ended it; ``tunnels`` are (host, project)."""
+        import signal
+
+        name = signal.Signals(signum).name
+        if len(tunnels) == 1:
+            line = f"[{tunnels[0][0]}] {tunnels[0][1]}: tunnel closed ({name})"
+        else:
+            line = f"{len(tunnels)} tunnels closed ({name}): {', '.join(p for _, p in tunnels)}"
+        with self._lock:
+            _emit(self.err, line)
+
+    def confirm(self, question: str) -> bool:
+        """Ask on the terminal; anything but y/yes is no (and so is end of input)."""
+        with self._lock:
+            self._clear_progress()
+            _emit(self.err, question, end="")
+        try:
+            answer = sys.stdin.readline()
+        except (OSError, ValueError):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
     # -- summaries ---------------------------------------------------------
     def actions(self, results: list[Result]) -> None:
         """The recap (results were already printed live) or the actions JSON document."""
@@ -218,6 +271,15 @@ class Reporter:
             print(file=self.out)
             print("Jupyter servers outside every project (unmanaged):", file=self.out)
             print(unmanaged_table(doc["unmanaged"]), file=self.out)
+
+
+def _emit(stream: TextIO, text: str, end: str = "\n") -> None:
+    # A tunnel's terminal may be gone (SIGHUP, a closed pipe): never die of saying something.
+    try:
+        stream.write(text + end)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def uptime(started: str | None, now: float | None = None) -> str:
@@ -540,3 +602,10 @@ class LiveScreen:
             # Back to the normal screen, leaving the last frame there to read.
             self.out.write("\033[?25h\033[?1049l" + (self.last + "\n" if self.last else ""))
             self.out.flush()
+
+
+def tunnels_table(rows: list[dict[str, Any]]) -> str:
+    body = [[r["project"], r["host"], f"127.0.0.1:{r['local_port']}", f"{r['host']}:{r['remote_port']}",
+             r["pid"], "detached" if r.get("detached") else "foreground", uptime(r.get("started")), r["state"],
+             r.get("note") or ""] for r in rows]
+    return _table(body, ["PROJECT", "HOST", "LOCAL", "REMOTE", "PID", "MODE", "UPTIME", "STATE", "NOTE"])

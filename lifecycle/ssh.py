@@ -11,8 +11,10 @@ stderr.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
+import logging
 import os
 import select
 import shlex
@@ -30,6 +32,10 @@ from .inventory import Host
 Emit = Callable[[dict[str, Any]], None]
 PACKAGE = Path(__file__).resolve().parent
 NEED_PSUTIL = 3
+
+# paramiko logs a dying connection as ERROR lines with a traceback, which Python
+# prints on stderr when nobody configured logging; we report failures ourselves.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class HostUnreachable(Exception):
@@ -94,6 +100,20 @@ def _secure(conn: Any, target: Host, trust_new: bool) -> None:
         hop = hop.gateway
 
 
+def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    """A Transport preferring AES-GCM, which paramiko knows but lists last.
+
+    GCM encrypts and authenticates in one pass where CTR + HMAC takes two:
+    a tunnel carries about 1.4x more per CPU second with it (bench/tunnel.py).
+    Servers without it negotiate the next cipher as before.
+    """
+    transport = paramiko.Transport(sock, **kwargs)
+    options = transport.get_security_options()
+    gcm = tuple(c for c in options.ciphers if c.endswith("-gcm@openssh.com"))
+    options.ciphers = gcm + tuple(c for c in options.ciphers if c not in gcm)
+    return transport
+
+
 def connect(target: Host, trust_new: bool = False) -> Any:
     """An open fabric Connection whose host key was verified; HostUnreachable otherwise."""
     from fabric import Config, Connection
@@ -102,6 +122,8 @@ def connect(target: Host, trust_new: bool = False) -> Any:
     if target.ssh_config:
         config.load_ssh_config()
     kwargs: dict[str, Any] = {"look_for_keys": True}
+    if "transport_factory" in inspect.signature(paramiko.SSHClient.connect).parameters:  # paramiko >= 3.2
+        kwargs["transport_factory"] = _transport
     if target.identity:
         kwargs["key_filename"] = [os.path.expanduser(target.identity)]
     conn = Connection(target.address, user=target.user, port=target.port, config=config,
@@ -109,7 +131,11 @@ def connect(target: Host, trust_new: bool = False) -> Any:
     _secure(conn, target, trust_new)
     where = f"{conn.user}@{conn.host}:{conn.port}"
     try:
-        conn.open()
+        try:
+            conn.open()
+        except BaseException:
+            disconnect(conn)  # a ProxyJump gateway may be connected already
+            raise
     except HostUnreachable:
         raise
     except paramiko.BadHostKeyException as exc:
@@ -128,6 +154,19 @@ def connect(target: Host, trust_new: bool = False) -> Any:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise HostUnreachable(f"cannot connect to {where}: {reason}") from None
     return conn
+
+
+def disconnect(conn: Any) -> None:
+    """Close a connection and its ProxyJump gateways (Fabric's close leaves gateways connected)."""
+    from fabric import Connection
+
+    hop = conn
+    while isinstance(hop, Connection):
+        try:
+            hop.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection may raise anything; it is closed
+            pass
+        hop = hop.gateway
 
 
 @lru_cache(maxsize=1)
@@ -256,4 +295,4 @@ def run_remote(target: Host, request: dict[str, Any], emit: Emit, watch: bool = 
             raise HostUnreachable(f"the host layer failed on {target.name} (exit {status}): {doc}")
         return doc
     finally:
-        conn.close()
+        disconnect(conn)

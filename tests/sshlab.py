@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,3 +138,32 @@ def stop_lab(lab: SshLab) -> None:
         except subprocess.TimeoutExpired:
             h.proc.kill()
             h.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def ssh_forward(lab: SshLab, alias: str, remote_port: int) -> Iterator[int]:
+    """OpenSSH's own ``ssh -L`` to ``remote_port`` on the host: the yardstick for our tunnel."""
+    local = _free_port("127.0.0.1")
+    proc = subprocess.Popen(["ssh", "-F", str(lab.ssh_config), "-o", f"UserKnownHostsFile={lab.known_hosts}",
+                             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+                             "-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{remote_port}", alias],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_listening("127.0.0.1", local, proc, Path(os.devnull))
+        yield local
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def timed_download(port: int, name: str, token: str) -> float:
+    """Seconds to download ``/files/NAME`` from the Jupyter server behind ``port``."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/files/{name}", headers={"Authorization": f"token {token}"})
+    t0 = time.perf_counter()
+    with opener.open(req, timeout=120) as resp:
+        while resp.read(2**20):
+            pass
+    return time.perf_counter() - t0

@@ -24,7 +24,7 @@ from inprocess import jlc
 TASKS = list(namespace.task_names)
 POSITIONAL = {"bootstrap": "NAME", "start": "NAME", "stop": "NAME", "restart": "NAME", "logs": "NAME",
               "open": "NAME", "which": "TARGET", "trust": "HOST", "stop-server": "TARGET", "adopt": "NAME",
-              "service": "ACTION"}
+              "service": "ACTION", "close": "NAME"}
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def no_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_task_is_described_and_has_a_kind_for_every_value_flag() -> None:
     assert set(POSITIONAL) | {"status", "ports", "orphans", "stop-all", "start-all", "config", "discover",
-                              "audit", "cull", "supervise"} == set(TASKS)
+                              "audit", "cull", "supervise", "tunnels"} == set(TASKS)
     for name in TASKS:
         task = namespace[name]
         assert isinstance(task, LifecycleTask) and task.__doc__, name

@@ -136,7 +136,8 @@ class Checker:
 
 def test_the_notation_is_read() -> None:
     shapes = documented()
-    assert set(shapes) == {"status", "ports", "orphans", "which", "config", "logs", "discover", "actions", "audit"}
+    assert set(shapes) == {"status", "ports", "orphans", "which", "config", "logs", "discover", "tunnels",
+                           "actions", "audit"}
     assert shapes["actions"].keys["results"][1].item.keys["facts"] == (True, SCALAR)
     assert isinstance(shapes["actions"].keys["recap"][1].any_key, Shape)
 
@@ -183,6 +184,13 @@ def test_every_document_matches_the_docs(ws: Workspace, checker: Checker) -> Non
         check("actions", ws.json("restart", "alpha", "--check"))
         check("actions", ws.json("start-all", "--check", expect=4))
         check("actions", ws.json("stop", "*", expect=4))
+        # A tunnel record naming this very process (alive, so listed as up, never signalled with --check).
+        from lifecycle import tunnel_registry as registry
+
+        registry.save(registry.new_record("gone", "dead", 1, 2, "http://127.0.0.1:1/lab", detached=False))
+        check("tunnels", ws.json("tunnels"))
+        check("actions", ws.json("close", "*", "--check"))
+        registry.discard(registry.records()[0])
     finally:
         ws.cli("stop-all")
     assert checker.checked == set(checker.shapes)

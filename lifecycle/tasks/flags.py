@@ -84,6 +84,16 @@ def seconds(value: Any) -> float:
     return number
 
 
+def seconds_or_off(value: Any) -> float:
+    """Like ``seconds``, and 0 too: for settings where 0 means "never" (open's --keepalive, --reconnect)."""
+    if not isinstance(value, bool) and str(value).strip() in ("0", "0.0"):
+        return 0.0
+    try:
+        return seconds(value)
+    except BadValue:
+        raise BadValue(f"expected 0 (off) or a positive number of seconds (at most {MAX_SECONDS:g})") from None
+
+
 def text(what: str) -> Callable[[Any], str]:
     """A string flag that must say something: an empty one usually is an unset shell variable."""
 
@@ -165,6 +175,7 @@ SECONDS = Kind("SECONDS", seconds)
 DURATION = Kind("DURATION", duration)
 WATCH = Kind("SECONDS", every)
 SERVICE_ACTION = Kind("ACTION", choice("install", "uninstall", "status"))
+SECONDS_OR_OFF = Kind("SECONDS", seconds_or_off)
 COUNT = Kind("INT", integer(1))
 LINES = Kind("INT", integer(0))
 # Selection values are checked by lifecycle/selection.py, which can say what exists instead.

@@ -1,82 +1,81 @@
-"""Tasks that need a connection of their own: open (with an SSH tunnel for remote projects), trust."""
+"""Tasks that need a connection of their own: open (SSH tunnels for remote projects), tunnels, close, trust."""
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import time
-import urllib.parse
-import webbrowser
 from typing import Any
 
-from .. import transport
+from invoke.exceptions import Exit
+
+from ..closer import chosen_records, close_tunnels, forget_gone
 from ..errors import EXIT_UNREACHABLE, LifecycleError, UsageError
 from ..inventory import LOCAL, load_inventory
-from ..specs import project_spec
-from .common import lc_task, prepare
-from .flags import HOST, PORT
-
-
-def _free_local_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from ..opener import OpenOptions, open_projects
+from ..report import Reporter, tunnels_table
+from ..tunnel import TunnelOptions
+from .common import finish, lc_task, prepare
+from .flags import HOST, PORT, SECONDS_OR_OFF
 
 
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-@lc_task(name="open", kinds={"local_port": PORT}, help={
+@lc_task(name="open", kinds={"local_port": PORT, "keepalive": SECONDS_OR_OFF, "reconnect": SECONDS_OR_OFF}, help={
     "no_browser": "only print the URL (and keep the tunnel); do not start a browser",
-    "local_port": "local port for the tunnel to a remote server (default: a free one)",
+    "local_port": "local port of the tunnel (one remote project; default: the project's usual one)",
+    "start": "start a project that is not running, then open it",
+    "detach": "run each tunnel in the background; list them with 'jlc tunnels', end them with 'jlc close'",
+    "keepalive": "seconds between keepalive probes; the session is dead after twice that in silence (0: off)",
+    "reconnect": "seconds to keep reconnecting after the session died (0: exit at once)",
 })
-def open_(c: Any, name: str, no_browser: bool = False, local_port: int | None = None, tag: Any = None,
+def open_(c: Any, name: str, no_browser: bool = False, local_port: int | None = None, start: bool = False,
+          detach: bool = False, keepalive: float = 10.0, reconnect: float = 300.0, tag: Any = None,
           host: str | None = None) -> None:
-    """Open a project's Lab in the browser; for a remote project through an SSH tunnel kept until Ctrl-C."""
-    _, inv, projects = prepare(c, "open", name, tag, host, False, True)
-    if len(projects) != 1:
-        raise UsageError(f"open works on one project; {name!r} selects {len(projects)}: "
-                         + ", ".join(p.name for p in projects))
-    project = projects[0]
-    known = [project_spec(p) for p in inv.projects.values() if p.host == project.host]
-    request = transport.build_request("status", project.host, [project_spec(project)], {"show_token": True}, known)
-    answer = transport.call(inv, project.host, request, lambda e: None)
-    if "unreachable" in answer:
-        raise LifecycleError(f"host {project.host} unreachable: {answer['unreachable']}", EXIT_UNREACHABLE)
-    row = answer["projects"][0]
-    if row["state"] not in ("running", "starting") or not row.get("token_url"):
-        raise LifecycleError(f"{project.name} is {row['state']} on {project.host}; start it first: "
-                             f"jlc start {project.name}")
-    if project.host == LOCAL:
-        print(row["token_url"], flush=True)
-        if not no_browser and _interactive():
-            webbrowser.open(row["token_url"])
-        return
-    from ..ssh import HostUnreachable, connect
+    """Open projects' Labs in the browser; remote ones through SSH tunnels kept until Ctrl-C (or --detach)."""
+    reporter, inv, projects = prepare(c, "open", name, tag, host, False, True)
+    reporter.urls, reporter.out = sys.stdout, sys.stderr  # stdout carries the URLs and nothing else
+    if local_port is not None:
+        if len(projects) != 1:
+            raise UsageError(f"--local-port works on one project; {name!r} selects {len(projects)}: "
+                             + ", ".join(p.name for p in projects))
+        if projects[0].host == LOCAL:
+            raise UsageError(f"--local-port is for the tunnel to a remote project; {projects[0].name} is local")
+    options = OpenOptions(browser=not no_browser and _interactive(), local_port=local_port, start=start,
+                          detach=detach, ask=sys.stdin.isatty() and sys.stderr.isatty(),
+                          tunnel=TunnelOptions(keepalive=keepalive, reconnect=reconnect))
+    code = open_projects(inv, projects, options, reporter)
+    if code:
+        raise Exit(code=code)
 
-    port = local_port or _free_local_port()
-    remote_ip = "127.0.0.1" if project.ip in ("0.0.0.0", "", "*") else project.ip
-    try:
-        conn = connect(inv.hosts[project.host])
-    except HostUnreachable as exc:
-        raise LifecycleError(f"host {project.host} unreachable: {exc}", EXIT_UNREACHABLE) from None
-    parts = urllib.parse.urlsplit(row["token_url"])
-    local_url = urllib.parse.urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
-    try:
-        with conn.forward_local(local_port=port, remote_port=int(row["port"]), remote_host=remote_ip,
-                                local_host="127.0.0.1"):
-            print(f"tunnel 127.0.0.1:{port} -> {project.host}:{row['port']} open; Ctrl-C closes it", file=sys.stderr)
-            print(local_url, flush=True)
-            if not no_browser and _interactive():
-                webbrowser.open(local_url)
-            while True:
-                time.sleep(0.5)
-    except KeyboardInterrupt:
-        print("tunnel closed", file=sys.stderr)
-    finally:
-        conn.close()
+
+@lc_task(help={"only": "narrow to tunnels of projects matching this name pattern",
+               "host": "only tunnels to this inventory host"})
+def tunnels(c: Any, only: str | None = None, host: str | None = None, json: bool = False) -> None:
+    """List the tunnels running on this machine (foreground and detached); stale records are removed."""
+    reporter = Reporter("tunnels", as_json=json)
+    records = chosen_records(only, host)
+    forget_gone(records)
+    rows = [r.to_public() for r in records]
+    if json:
+        reporter.json({"version": 1, "tunnels": rows})
+    elif rows:
+        print(tunnels_table(rows))
+    else:
+        print("no tunnels", file=sys.stderr)
+
+
+@lc_task(help={"name": "tunnel(s) to close: a project name, glob ('gpu-*'), list ('a,b'), negation ('!old')",
+               "host": "only tunnels to this inventory host"})
+def close(c: Any, name: str, host: str | None = None, check: bool = False, json: bool = False) -> None:
+    """Close tunnels: their process, positively identified, gets SIGTERM (SIGKILL after 5 s)."""
+    reporter = Reporter("close", as_json=json)
+    records = chosen_records(name, host)
+    if not records and not json:
+        print(f"nothing to close: no tunnel matches {name!r}" + (f" on {host}" if host else ""), file=sys.stderr)
+        return
+    finish(reporter, close_tunnels(records, check, reporter.event))
 
 
 @lc_task(kinds={"host": HOST}, help={"host": "the inventory host whose key to record"})
