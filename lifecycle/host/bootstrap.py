@@ -6,19 +6,16 @@ what is wanted, so a second bootstrap changes nothing and runs no pip.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .context import OpContext
+from .context import OpContext, interrupt_held
 from .fsutil import (
     CONFIG_FILE_LIMIT,
     UnreadableFile,
@@ -55,7 +52,7 @@ def _run_logged(cmd: List[str], layout: Layout, ctx: OpContext, project: str, wh
         fh.flush()
         proc: Optional["subprocess.Popen[bytes]"] = None
         try:
-            with _interrupt_held():
+            with interrupt_held():
                 proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         cwd=str(cwd) if cwd else None, env=layout.isolated_env())
             while True:
@@ -68,28 +65,6 @@ def _run_logged(cmd: List[str], layout: Layout, ctx: OpContext, project: str, wh
                 proc.kill()
                 proc.wait()
             raise
-
-
-@contextlib.contextmanager
-def _interrupt_held() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, then raise it.
-
-    A KeyboardInterrupt inside ``Popen()`` (the child already exec'd, the parent still waiting on
-    its status pipe: a wide window on a loaded machine) loses the child: nobody could stop it.
-    Signals only reach the main thread, so elsewhere there is nothing to hold.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: List[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        # None: a handler from outside Python; Python's own is the sensible one to put back.
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-        if caught:
-            raise KeyboardInterrupt
 
 
 def _failure(ctx: OpContext, spec: ProjectSpec, action: str, why: str, log: Path) -> Result:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 import psutil
 
@@ -72,3 +75,25 @@ def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> List[psutil.Pr
         time.sleep(delay)
         delay = min(delay * 1.5, 0.2)
     return pending
+
+
+@contextlib.contextmanager
+def interrupt_held() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it.
+
+    A KeyboardInterrupt inside ``Popen()`` (the child already exec'd, the parent still waiting on
+    its status pipe: a wide window on a loaded machine) loses the child: nobody could stop it.
+    Signals only reach the main thread, so elsewhere there is nothing to hold.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: List[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        # None: a handler from outside Python; Python's own is the sensible one to put back.
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if caught:
+            raise KeyboardInterrupt

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 import psutil
 
 from . import jupyter_api, logrotate
-from .context import OpContext
+from .context import OpContext, interrupt_held
 from .fleet import Survey, survey
 from .fsutil import PRIVATE_FILE, private_dir, tail_lines, tighten
 from .identify import ServerRef, handle
@@ -158,19 +158,27 @@ def _launch(spec: ProjectSpec, layout: Layout, ctx: OpContext, port: int, notes:
     except OSError as exc:
         return ctx.result(spec.name, "start", FAILED, f"cannot prepare {layout.logs_dir}: {_why(exc)}")
     cmd = server_command(spec, layout, port)
+    popen: Optional["subprocess.Popen[bytes]"] = None
     try:
-        popen = subprocess.Popen(
-            cmd, cwd=str(layout.root), env=layout.server_env(spec),
-            stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
-            # Its own session: closing the terminal (SIGHUP) or Ctrl-C in it
-            # does not reach the server.
-            start_new_session=True, close_fds=True,
-            # Everything the server writes (its -open.html login page, notebooks'
-            # checkpoints) is private: several of them carry the token.
-            umask=0o077,
-        )
+        # Ctrl-C inside Popen() (the server already exec'd, the parent still waiting on its status
+        # pipe) would lose the server: nobody could stop it. Hold it until Popen returns.
+        with interrupt_held():
+            popen = subprocess.Popen(
+                cmd, cwd=str(layout.root), env=layout.server_env(spec),
+                stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
+                # Its own session: closing the terminal (SIGHUP) or Ctrl-C in it
+                # does not reach the server.
+                start_new_session=True, close_fds=True,
+                # Everything the server writes (its -open.html login page, notebooks'
+                # checkpoints) is private: several of them carry the token.
+                umask=0o077,
+            )
     except OSError as exc:
         return ctx.result(spec.name, "start", FAILED, f"cannot run {cmd[0]}: {_why(exc)}")
+    except BaseException:
+        if popen is not None:
+            _kill_spawned(popen)
+        raise
     finally:
         os.close(log_fd)
     started = time.time()
