@@ -579,9 +579,16 @@ class LiveScreen:
         self.last = ""
 
     def width(self) -> int:
-        import shutil
+        if not self.tty:
+            return 10_000
+        # The terminal's own size, asked each frame: $COLUMNS (which shutil prefers) is a snapshot
+        # that goes stale when the window is resized, and is often inherited from elsewhere.
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or 200
+        except (OSError, ValueError):
+            import shutil
 
-        return shutil.get_terminal_size((200, 50)).columns if self.tty else 10_000
+            return shutil.get_terminal_size((200, 50)).columns
 
     def __enter__(self) -> LiveScreen:
         if self.tty:
