@@ -314,3 +314,28 @@ def ssh_lab(session_root: Path) -> Iterator[Any]:
     lab = start_lab(session_root / "ssh")
     yield lab
     stop_lab(lab)
+
+
+def servers_in(path: Path) -> list[int]:
+    """Live Jupyter servers whose root dir is exactly ``path`` (the tool passes it on the command line)."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        cmd = p.info["cmdline"] or []
+        if p.info["status"] != psutil.STATUS_ZOMBIE and f"--ServerApp.root_dir={path}" in cmd:
+            found.append(p.pid)
+    return sorted(found)
+
+
+def run_in_kernel(conn: Path, code: str) -> None:
+    """Execute ``code`` in the kernel of connection file ``conn`` over ZMQ, without waiting for it
+    (no websocket: no browser connection is counted)."""
+    from jupyter_client.blocking.client import BlockingKernelClient
+
+    client = BlockingKernelClient(connection_file=str(conn))
+    client.load_connection_file()
+    client.start_channels(hb=False)  # a heartbeat missed under load is not a dead kernel
+    try:
+        client.wait_for_ready(timeout=SLOW)
+        client.execute(code)
+    finally:
+        client.stop_channels()

@@ -12,7 +12,7 @@ from test_lifecycle import api, server_info
 from lifecycle.host.clock import parse_iso
 from lifecycle.host.cull import Activity, kernel_verdict, server_verdict
 
-from conftest import SLOW, Workspace, alive, procs_under, wait_for
+from conftest import SLOW, Workspace, alive, procs_under, run_in_kernel, wait_for
 
 
 class Lab:
@@ -38,18 +38,9 @@ class Lab:
 
     def run(self, kernel_id: str, code: str) -> None:
         """Execute ``code`` in one kernel over ZMQ (no websocket: no browser connection is counted)."""
-        from jupyter_client.blocking.client import BlockingKernelClient
-
         conn = self.path / ".jupyter_runtime" / f"kernel-{kernel_id}.json"
         wait_for(conn.exists, SLOW, "the kernel's connection file")
-        client = BlockingKernelClient(connection_file=str(conn))
-        client.load_connection_file()
-        client.start_channels(hb=False)  # a heartbeat missed under load is not a dead kernel
-        try:
-            client.wait_for_ready(timeout=SLOW)
-            client.execute(code)
-        finally:
-            client.stop_channels()
+        run_in_kernel(conn, code)
 
     def server_idle_for(self) -> float:
         doc = api(f"{self.base}/api/status", self.token)

@@ -12,22 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import psutil
 import pytest
 
-from conftest import SLOW, Workspace, alive, wait_for
-
-
-def servers_in(path: Path) -> list[int]:
-    """Live Jupyter servers whose root dir is exactly ``path`` (the tool passes it on the command line)."""
-    found = []
-    for p in psutil.process_iter(["cmdline", "status"]):
-        cmd = p.info["cmdline"] or []
-        if p.info["status"] != psutil.STATUS_ZOMBIE and f"--ServerApp.root_dir={path}" in cmd:
-            found.append(p.pid)
-    return sorted(found)
+from conftest import SLOW, Workspace, alive, servers_in, wait_for
 
 
 def launch(ws: Workspace, *args: str) -> subprocess.Popen[str]:

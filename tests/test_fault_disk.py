@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_fault_concurrency import servers_in
 
-from conftest import Workspace, alive
+from conftest import Workspace, alive, servers_in
 
 
 def _can_unshare() -> bool:

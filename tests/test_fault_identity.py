@@ -15,23 +15,13 @@ from pathlib import Path
 
 import psutil
 
-from conftest import SLOW, Workspace, alive, wait_for
+from conftest import SLOW, Workspace, alive, servers_in, wait_for
 
 
 def start(ws: Workspace, name: str) -> int:
     proc = ws.cli("start", name, "--no-open")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return int((Path(ws.projects[name]["path"]) / ".logs" / "jupyter.pid").read_text())
-
-
-def servers_in(path: Path) -> list[int]:
-    """Live Jupyter servers whose root dir is exactly ``path``."""
-    found = []
-    for p in psutil.process_iter(["cmdline", "status"]):
-        cmd = p.info["cmdline"] or []
-        if p.info["status"] != psutil.STATUS_ZOMBIE and f"--ServerApp.root_dir={path}" in cmd:
-            found.append(p.pid)
-    return found
 
 
 def test_prefix_named_project_and_copied_pid_file(ws: Workspace) -> None:

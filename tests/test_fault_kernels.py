@@ -11,23 +11,14 @@ import psutil
 import pytest
 from test_lifecycle import server_info, start_kernel
 
-from conftest import SLOW, Workspace, alive, wait_for
+from conftest import SLOW, Workspace, alive, run_in_kernel, wait_for
 
 
-def run_in_kernel(project: Path, server_pid: int, code: str) -> None:
-    """Execute ``code`` in the server's (only) kernel through its connection file, without waiting for it."""
-    from jupyter_client.blocking.client import BlockingKernelClient
-
+def run_in_project_kernel(project: Path, code: str) -> None:
+    """Execute ``code`` in the project's (only) kernel, without waiting for it."""
     runtime = project / ".jupyter_runtime"
     conn = wait_for(lambda: sorted(runtime.glob("kernel-*.json")), SLOW, "the kernel's connection file")[0]
-    client = BlockingKernelClient(connection_file=str(conn))
-    client.load_connection_file()
-    client.start_channels(hb=False)  # a heartbeat missed under load is not a dead kernel
-    try:
-        client.wait_for_ready(timeout=SLOW)
-        client.execute(code)
-    finally:
-        client.stop_channels()
+    run_in_kernel(conn, code)
 
 
 def crash_with_busy_kernel(ws: Workspace, name: str) -> tuple[Path, int, list[int]]:
@@ -37,7 +28,7 @@ def crash_with_busy_kernel(ws: Workspace, name: str) -> tuple[Path, int, list[in
     pid = int((path / ".logs" / "jupyter.pid").read_text())
     kernel = start_kernel(path, pid)
     marker = path / "child.pid"
-    run_in_kernel(path, pid, "import subprocess, time\n"
+    run_in_project_kernel(path, "import subprocess, time\n"
                              f"p = subprocess.Popen(['sleep', '600'])\nopen({str(marker)!r}, 'w').write(str(p.pid))\n"
                              "time.sleep(600)\n")
     child = int(wait_for(lambda: marker.exists() and marker.read_text(), SLOW, "the kernel's child"))

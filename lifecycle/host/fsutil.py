@@ -254,25 +254,32 @@ def tail_lines(path: Path, n: int) -> List[str]:
     """
     if n <= 0:
         return []
+    return tail_bytes(path, n + 1).decode("utf-8", "replace").splitlines()[-n:]
+
+
+def tail_bytes(path: Path, newlines: int) -> bytes:
+    """The end of a file holding at least ``newlines`` newlines (or all of it, or TAIL_LIMIT bytes).
+
+    Anything but a regular file (a FIFO, a directory) has no lines and never blocks us.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
-        return []
+        return b""
+    # Checked before fdopen: opening a directory's descriptor as a file raises.
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        return []
+        return b""
     with os.fdopen(fd, "rb") as fh:
         pos = fh.seek(0, os.SEEK_END)
         chunks: List[bytes] = []
-        newlines = size = 0
-        while pos > 0 and newlines <= n and size < TAIL_LIMIT:
+        count = size = 0
+        while pos > 0 and count < newlines and size < TAIL_LIMIT:
             step = min(8192, pos)
             pos -= step
             fh.seek(pos)
             chunk = fh.read(step)
             chunks.append(chunk)
-            newlines += chunk.count(b"\n")
+            count += chunk.count(b"\n")
             size += len(chunk)
-        data = b"".join(reversed(chunks))
-    lines = data.decode("utf-8", "replace").splitlines()
-    return lines[-n:]
+    return b"".join(reversed(chunks))

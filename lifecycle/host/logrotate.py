@@ -29,7 +29,7 @@ from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
 import psutil
 
-from .fsutil import PRIVATE_FILE, TAIL_LIMIT, UnreadableFile, read_json, remove, write_atomic
+from .fsutil import PRIVATE_FILE, TAIL_LIMIT, UnreadableFile, read_json, remove, tail_bytes, write_atomic
 
 # How long writers may take to stop before the rotation is abandoned (they are let go at once).
 FREEZE_WAIT = 2.0
@@ -299,33 +299,8 @@ def tail(log: Path, n: int, keep: int) -> List[str]:
         return []
     data = b""
     for path in [log] + [rotated(log, i) for i in range(1, keep + 1)]:
-        data = _tail_bytes(path, n + 1 - data.count(b"\n")) + data
+        data = tail_bytes(path, n + 1 - data.count(b"\n")) + data
         if data.count(b"\n") > n or len(data) >= TAIL_LIMIT:
             break
     return data.decode("utf-8", "replace").splitlines()[-n:]
 
-
-def _tail_bytes(path: Path, newlines: int) -> bytes:
-    """The end of a file holding at least ``newlines`` newlines (or all of it, or TAIL_LIMIT bytes).
-
-    Anything but a regular file (a FIFO, a directory) has no lines and never blocks us.
-    """
-    try:
-        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
-        return b""
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return b""
-        pos = fh.seek(0, os.SEEK_END)
-        chunks: List[bytes] = []
-        count = size = 0
-        while pos > 0 and count < newlines and size < TAIL_LIMIT:
-            step = min(8192, pos)
-            pos -= step
-            fh.seek(pos)
-            chunk = fh.read(step)
-            chunks.append(chunk)
-            count += chunk.count(b"\n")
-            size += len(chunk)
-    return b"".join(reversed(chunks))
