@@ -124,7 +124,9 @@ def test_bootstrap_start_stop_write_nothing_into_home(ws: Workspace, monkeypatch
     boot = ws.json("bootstrap", "homeless")
     assert {r["action"]: r["status"] for r in boot["results"]} == {
         "dirs": "changed", "gitignore": "changed", "venv": "ok", "requirements": "ok", "kernel": "changed"}
-    # A venv of its own too: venv creation runs ensurepip (the kernel step fails: no ipykernel in it).
+    # A venv of its own too: venv creation runs ensurepip. pip may not reach an index (with network it
+    # would download JupyterLab here), so the requirements step fails and the kernel step is skipped.
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
     ws.project("fresh", venv=".venv")
     fresh = ws.json("bootstrap", "fresh", expect=1)
     assert [(r["action"], r["status"]) for r in fresh["results"]][2] == ("venv", "changed")
