@@ -76,7 +76,8 @@ def status_request(inv: Inventory, project: Project) -> dict[str, Any]:
 
 def locate(target: Host, request: dict[str, Any], ip: str) -> Endpoint | None:
     """Ask the host where the project's server is now; HostUnreachable when it cannot say."""
-    from .ssh import HostUnreachable, run_remote
+    from .errors_ssh import HostUnreachable
+    from .remote_run import run_remote
 
     doc = run_remote(target, request, lambda e: None)
     rows = doc.get("projects") if isinstance(doc, dict) else None

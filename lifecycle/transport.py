@@ -32,7 +32,8 @@ def call(inv: Inventory, host: str, request: dict[str, Any], emit: Emit, watch: 
     """One request to one host; an unreachable host becomes ``{"unreachable": reason}``."""
     if host == LOCAL:
         return api.handle(request, emit)
-    from .ssh import HostUnreachable, run_remote
+    from .errors_ssh import HostUnreachable
+    from .remote_run import run_remote
 
     try:
         return run_remote(inv.hosts[host], request, emit, watch=watch)

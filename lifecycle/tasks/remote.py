@@ -81,7 +81,8 @@ def close(c: Any, name: str, host: str | None = None, check: bool = False, json:
 @lc_task(kinds={"host": HOST}, help={"host": "the inventory host whose key to record"})
 def trust(c: Any, host: str) -> None:
     """Record a host's SSH key in known_hosts after you have checked its fingerprint (first contact only)."""
-    from ..ssh import HostUnreachable, connect, known_hosts_file
+    from ..hostkeys import known_hosts_file
+    from ..ssh import HostUnreachable, connect
 
     inv = load_inventory()
     if host not in inv.hosts:

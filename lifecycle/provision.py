@@ -1,0 +1,71 @@
+"""psutil on a remote host: copied from here when the ABI matches, else installed there with pip."""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors_ssh import HostUnreachable
+from .inventory import Host
+
+Emit = Callable[[dict[str, Any]], None]
+Send = Callable[[dict[str, Any], bytes], tuple[int, dict[str, Any]]]
+
+NEED_PSUTIL = 3
+
+
+def psutil_version() -> str:
+    import psutil
+
+    return str(psutil.__version__)
+
+
+def provision_psutil(conn: Any, target: Host, need: dict[str, Any], emit: Emit, send: Send) -> None:
+    """Make psutil importable on the host, in a user-owned directory keyed by version and ABI.
+
+    ``send(header, payload)`` runs the boot script there with that stdin (remote_run.exec_boot).
+    """
+    import platform
+    import sys
+    import sysconfig
+
+    import psutil
+
+    here = f"{sys.implementation.cache_tag}-{sysconfig.get_platform()}-{''.join(platform.libc_ver())}"
+    version = psutil_version()
+    if need.get("tag") == here and os.environ.get("JLC_NO_PSUTIL_COPY") != "1":
+        # Same interpreter ABI and platform: our own psutil works there as is.
+        buf = io.BytesIO()
+        root = Path(psutil.__file__).parent
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and "tests" not in path.parts:
+                    zf.write(path, "psutil/" + str(path.relative_to(root)))
+        data = buf.getvalue()
+        emit({"event": "progress", "project": target.name, "msg": f"copying psutil {version} to the host"})
+        status, doc = send({"psutil": version, "provision": "psutil", "layer_len": len(data)},
+                            data)
+        if status == 0:
+            return
+        raise HostUnreachable(f"could not copy psutil to {target.name}: {doc}")
+    emit({"event": "progress", "project": target.name, "msg": f"installing psutil {version} on the host"})
+    deps = str(need.get("deps"))
+    python = shlex.quote(str(need.get("python") or target.python))
+    cmd = (f"{python} -m pip install --quiet --disable-pip-version-check --no-input "
+           f"--target {shlex.quote(deps + '.tmp')} psutil=={shlex.quote(version)} && "
+           f"mv {shlex.quote(deps + '.tmp')} {shlex.quote(deps)}")
+    result = conn.run(cmd, hide=True, warn=True, in_stream=False, pty=False)
+    if result.ok:
+        return
+    why = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["pip is not available"]
+    raise HostUnreachable(
+        f"psutil is missing on {target.name} and could not be installed ({why[0]}); install it there with "
+        f"'{need.get('python') or target.python} -m pip install --user psutil' or the system package "
+        f"(python3-psutil), then rerun")
+
+
