@@ -23,8 +23,8 @@ DEFAULT_KEYS = ("host", "port_range", "app", "stop_timeout", "start_timeout", "p
                 "ip", "requirements", "env", "args", *KEEP_KEYS)
 PROJECT_KEYS = ("path", "host", "port_range", "app", "stop_timeout", "start_timeout", "python", "venv",
                 "notebook_dir", "ip", "requirements", "tags", "env", "args", "display_name", *KEEP_KEYS)
-HOST_KEYS = ("address", "port", "user", "identity", "connect_timeout", "forks", "known_hosts", "ssh_config",
-             "python", "inventory")
+HOST_KEYS = ("address", "port", "user", "identity", "connect_timeout", "answer_timeout", "forks", "known_hosts",
+             "ssh_config", "python", "inventory")
 # Environment variables that carry credentials: JUPYTER_TOKEN, JUPYTER_PASSWORD, AWS_SECRET_ACCESS_KEY, ...
 _SECRET_ENV = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL", re.I)
 # Server options whose value is a credential: --IdentityProvider.token, --ServerApp.token,

@@ -54,7 +54,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 PROJECT_ONLY = {"path", "tags", "display_name"}
 PROJECT_KEYS = set(BUILTIN_DEFAULTS) | PROJECT_ONLY
 HOST_KEYS = {"address", "port", "user", "identity", "forks", "known_hosts", "ssh_config", "python", "inventory",
-             "connect_timeout"}
+             "connect_timeout", "answer_timeout"}
 DISCOVER_KEYS = {"roots"}
 TOP_KEYS = {"defaults", "hosts", "projects", "discover"}
 
@@ -72,6 +72,9 @@ class Host:
     python: str = "python3"
     inventory: str | None = None
     connect_timeout: float = 10.0
+    # How long the host may stay silent (its host layer sends a heartbeat while it works),
+    # and how long a look (status, ports, ...) may take in all.
+    answer_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -330,9 +333,10 @@ class _Loader:
             if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool)
                                 or not 0 < data[key] <= high):
                 raise self.fail(table, key, f"must be an integer from 1 to {high}, got {data[key]!r}")
-        if "connect_timeout" in data and not _seconds(data["connect_timeout"]):
-            raise self.fail(table, "connect_timeout", f"must be a positive number of seconds, at most "
-                            f"{MAX_SECONDS}, got {data['connect_timeout']!r}")
+        for key in ("connect_timeout", "answer_timeout"):
+            if key in data and not _seconds(data[key]):
+                raise self.fail(table, key, f"must be a positive number of seconds, at most {MAX_SECONDS}, "
+                                f"got {data[key]!r}")
         for key in ("user", "identity", "known_hosts", "ssh_config", "python", "inventory"):
             if key in data and (not isinstance(data[key], str) or not data[key].strip()):
                 raise self.fail(table, key, f"must be a non-empty string, got {data[key]!r}")

@@ -17,6 +17,7 @@ Emit = Callable[[dict[str, Any]], None]
 Send = Callable[[dict[str, Any], bytes], tuple[int, dict[str, Any]]]
 
 NEED_PSUTIL = 3
+PIP_TIMEOUT = 300.0
 
 
 def psutil_version() -> str:
@@ -59,7 +60,14 @@ def provision_psutil(conn: Any, target: Host, need: dict[str, Any], emit: Emit, 
     cmd = (f"{python} -m pip install --quiet --disable-pip-version-check --no-input "
            f"--target {shlex.quote(deps + '.tmp')} psutil=={shlex.quote(version)} && "
            f"mv {shlex.quote(deps + '.tmp')} {shlex.quote(deps)}")
-    result = conn.run(cmd, hide=True, warn=True, in_stream=False, pty=False)
+    from invoke.exceptions import CommandTimedOut
+
+    # pip is silent while it works, so no heartbeat tells a slow index from a frozen host: a bound instead.
+    limit = max(PIP_TIMEOUT, target.answer_timeout)
+    try:
+        result = conn.run(cmd, hide=True, warn=True, in_stream=False, pty=False, timeout=limit)
+    except CommandTimedOut:
+        raise HostUnreachable(f"installing psutil on {target.name} did not finish within {limit:g}s") from None
     if result.ok:
         return
     why = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["pip is not available"]

@@ -43,7 +43,10 @@ def connect(target: Host, trust_new: bool = False) -> Any:
     config = Config(runtime_ssh_path=os.path.expanduser(target.ssh_config)) if target.ssh_config else Config()
     if target.ssh_config:
         config.load_ssh_config()
-    kwargs: dict[str, Any] = {"look_for_keys": True}
+    # paramiko waits 15 s for the greeting and 30 s for auth whatever the connect timeout;
+    # an sshd frozen after accept() then surfaced as "No existing session".
+    kwargs: dict[str, Any] = {"look_for_keys": True, "banner_timeout": target.connect_timeout,
+                              "auth_timeout": target.connect_timeout}
     if "transport_factory" in inspect.signature(paramiko.SSHClient.connect).parameters:  # paramiko >= 3.2
         kwargs["transport_factory"] = _transport
     if target.identity:
@@ -73,9 +76,18 @@ def connect(target: Host, trust_new: bool = False) -> Any:
     except TimeoutError:
         raise HostUnreachable(f"cannot connect to {where}: timed out after {target.connect_timeout:g}s") from None
     except (OSError, paramiko.SSHException, EOFError) as exc:
+        if _waited(exc):
+            raise HostUnreachable(f"cannot connect to {where}: timed out after {target.connect_timeout:g}s "
+                                  f"waiting for the SSH server to answer") from None
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise HostUnreachable(f"cannot connect to {where}: {reason}") from None
     return conn
+
+
+def _waited(exc: BaseException) -> bool:
+    """Did paramiko give up waiting for the server (greeting, auth) rather than meet an error?"""
+    text = str(exc)
+    return "protocol banner" in text or "No existing session" in text or "Authentication timeout" in text
 
 
 def disconnect(conn: Any) -> None:

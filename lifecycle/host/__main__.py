@@ -10,18 +10,41 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Dict
+import threading
+from typing import Any, Dict, Optional
 
 from .api import RequestError, handle
 
+_EMITTING = threading.Lock()
+_done = threading.Event()
+
 
 def _emit(event: Dict[str, Any]) -> None:
-    sys.stderr.write("@jlc " + json.dumps(event) + "\n")
-    sys.stderr.flush()
+    line = "@jlc " + json.dumps(event) + "\n"
+    with _EMITTING:  # the heartbeat thread writes too: lines must not interleave
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
-def serve(raw: bytes) -> int:
-    """Answer one request given as JSON bytes; the document goes to stdout."""
+def _heartbeat(every: float) -> None:
+    """Say "alive" every ``every`` seconds while the request runs: a silent host is a frozen one."""
+    def beat() -> None:
+        while not _done.wait(every):
+            try:
+                _emit({"event": "alive"})
+            except (OSError, ValueError):
+                return  # the controller hung up
+
+    threading.Thread(target=beat, name="jlc-heartbeat", daemon=True).start()
+
+
+def serve(raw: bytes, alive: Optional[float] = None) -> int:
+    """Answer one request given as JSON bytes; the document goes to stdout.
+
+    ``alive``: seconds between heartbeat events on stderr (the controller's answer_timeout / 4).
+    """
+    if alive:
+        _heartbeat(float(alive))
     try:
         response = handle(json.loads(raw.decode("utf-8")), _emit)
     except (ValueError, RequestError) as exc:
@@ -29,6 +52,7 @@ def serve(raw: bytes) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    _done.set()
     sys.stdout.write(json.dumps(response) + "\n")
     sys.stdout.flush()
     return 0

@@ -8,7 +8,8 @@ or from the interpreter itself; when neither has it the script answers
 {"need": "psutil", ...} with exit status 3 and the controller provisions it.
 
 Header fields: layer (hash), layer_len, request_len, psutil (version wanted),
-watch (stream until the controller hangs up), provision ("psutil": the
+watch (stream until the controller hangs up), alive (seconds between heartbeat events, so
+the controller can tell a working host from a frozen one), op (for messages), provision ("psutil": the
 payload is a zip of psutil to install instead of a request).
 """
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 BOOT = r'''
 import io, json, os, platform, shutil, sys, sysconfig, tempfile, threading, zipfile
 if sys.version_info < (3, 9):
-    sys.stdout.write(json.dumps({"version": 1, "error": "Python 3.9+ is needed on this host, found %s"
-                                 % platform.python_version()}) + "\n")
+    sys.stdout.write(json.dumps({"version": 1, "need": "python", "error": "Python 3.9+ is needed on this host, "
+                                 "found %s at %s" % (platform.python_version(), sys.executable)}) + "\n")
     sys.exit(2)
 head = json.loads(sys.stdin.buffer.readline())
 cache = os.path.join(os.path.expanduser("~"), ".cache", "jupyter-lifecycle")
@@ -59,5 +60,5 @@ if head.get("watch"):
         os._exit(0)
     threading.Thread(target=_watch, daemon=True).start()
 from lifecycle.host.__main__ import serve
-sys.exit(serve(request))
+sys.exit(serve(request, alive=head.get("alive")))
 '''

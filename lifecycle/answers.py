@@ -1,0 +1,91 @@
+"""What a host's answer to each operation must look like, checked before any task reads it.
+
+A remote host can answer anything: an old interpreter's refusal, a truncated
+document, a shell profile's chatter, a well-formed object with the wrong keys.
+The tasks read answers by key, so an answer of the wrong shape would become a
+``KeyError`` in whichever task happened to ask.  Instead every answer is held
+against the shape of its operation here, and one that does not fit makes that
+host ``unreachable`` with the reason, like a host that could not be reached.
+
+The check is deliberately shallow: the keys and types the tasks index, row by
+row.  It catches what goes wrong in practice (version skew, garbage, truncation),
+not a host that lies in a well-formed way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .host.api import PROTOCOL
+
+# A list of rows under this key, each an object with these string fields.
+_RESULTS = ("results", ("host", "action", "status"))
+_ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "status": ("projects", ("name", "state")),
+    "ports": ("ports", ()),
+    "logs": ("logs", ("project",)),
+    "audit": ("projects", ("name",)),
+}
+_ACTIONS = {"bootstrap", "start", "stop", "restart", "start-all", "stop-all", "stop-server", "adopt", "cull",
+            "supervise"}
+
+
+def problem(request: dict[str, Any], doc: Any) -> str | None:
+    """Why ``doc`` is not a valid answer to ``request``, or None when it is."""
+    if not isinstance(doc, dict):
+        return f"its answer is not a JSON object ({type(doc).__name__})"
+    if doc.get("version") != PROTOCOL:
+        return f"its answer speaks protocol {doc.get('version')!r}, not {PROTOCOL}"
+    op = str(request.get("op"))
+    options = request.get("options") or {}
+    if "error" in doc and op != "which":
+        # which reports a target it cannot place as {"error"}; every other op has no such answer.
+        return f"it answered with an error: {short(doc['error'])}"
+    wanted: list[tuple[str, tuple[str, ...]]] = []
+    if op in _ACTIONS or (op == "orphans" and options.get("kill")):
+        wanted.append(_RESULTS)
+    elif op == "orphans":
+        wanted.append(("orphans", ()))
+    elif op in _ROWS:
+        wanted.append(_ROWS[op])
+    if op == "audit":
+        wanted.append(_RESULTS)
+    for key, fields in wanted:
+        why = _rows(doc, key, fields)
+        if why:
+            return why
+    if op == "which" and "error" not in doc and not (
+            "kind" in doc and isinstance(doc["kind"], (str, type(None))) and isinstance(doc.get("target"), str)):
+        return "its answer has no target and kind"
+    if op == "which" and "error" in doc and not isinstance(doc["error"], str):
+        return "its answer to which has an error that is not text"
+    if op == "service":
+        action = options.get("action")
+        if action in ("install", "uninstall"):
+            return _rows(doc, *_RESULTS)
+        typed: dict[str, tuple[type, ...]] = {"manager": (str,)}
+        if action == "probe":
+            typed.update(paths=(dict,), inventory=(str, type(None)), command=(str, type(None)))
+        for key, types in typed.items():
+            if not isinstance(doc.get(key), types):
+                return f"its answer has no usable {key!r}"
+    if op == "read-inventory" and not (isinstance(doc.get("path"), str)
+                                       and isinstance(doc.get("text"), (str, type(None)))):
+        return "its answer has no inventory path and text"
+    return None
+
+
+def _rows(doc: dict[str, Any], key: str, fields: tuple[str, ...]) -> str | None:
+    rows = doc.get(key)
+    if not isinstance(rows, list):
+        return f"its answer has no {key!r} list"
+    for row in rows:
+        if not isinstance(row, dict) or any(not isinstance(row.get(f), str) for f in fields):
+            return f"its answer has a malformed entry in {key!r}: {short(row)}"
+    return None
+
+
+def short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
