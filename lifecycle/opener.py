@@ -180,6 +180,7 @@ class Plan:
     project: Project
     where: Endpoint
     listener: socket.socket
+    claim: int | None = None  # registry.claim's lock, held until the tunnel is recorded (or not made)
 
 
 def _listen(remote: list[tuple[Project, Endpoint]], opts: OpenOptions, reporter: Reporter,
@@ -187,30 +188,41 @@ def _listen(remote: list[tuple[Project, Endpoint]], opts: OpenOptions, reporter:
     """Bind each remote project's local port, or say why not; nothing is printed for a refused one."""
     plans: list[Plan] = []
     for project, where in remote:
-        record = registry.find(project.name, project.host)
-        if record is not None and registry.process_of(record) is not None:
-            if opts.local_port and opts.local_port != record.local_port:
-                reporter.problem(project.host, project.name,
-                                 f"{project.name} already has a tunnel on 127.0.0.1:{record.local_port} (pid "
-                                 f"{record.pid}); close it first with 'jlc close {project.name}'")
-                outcome.fail(EXIT_FAILED)
-                continue
-            reporter.note(project.host, project.name, f"tunnel already open on 127.0.0.1:{record.local_port} "
-                                                      f"(pid {record.pid})")
-            url = local_url(where.token_url, record.local_port)
-            reporter.url(url)
-            _browse(opts, url)
-            continue
-        if record is not None:
-            registry.discard(record)
-        try:
-            listener = _bind(project, where, opts.local_port, reporter)
-        except OSError as exc:
-            reporter.problem(project.host, project.name, str(exc))
-            outcome.fail(EXIT_FAILED)
-            continue
-        plans.append(Plan(project, where, listener))
+        held = registry.claim(project.name, project.host)
+        plan = _plan(project, where, opts, reporter, outcome)
+        if plan is None:
+            registry.release(held)
+        else:
+            plan.claim = held
+            plans.append(plan)
     return plans
+
+
+def _plan(project: Project, where: Endpoint, opts: OpenOptions, reporter: Reporter, outcome: Outcome) -> Plan | None:
+    """One project's bound port; None if it has a tunnel already or its port cannot be had."""
+    record = registry.find(project.name, project.host)
+    if record is not None and registry.process_of(record) is not None:
+        if opts.local_port and opts.local_port != record.local_port:
+            reporter.problem(project.host, project.name,
+                             f"{project.name} already has a tunnel on 127.0.0.1:{record.local_port} (pid "
+                             f"{record.pid}); close it first with 'jlc close {project.name}'")
+            outcome.fail(EXIT_FAILED)
+            return None
+        reporter.note(project.host, project.name, f"tunnel already open on 127.0.0.1:{record.local_port} "
+                                                  f"(pid {record.pid})")
+        url = local_url(where.token_url, record.local_port)
+        reporter.url(url)
+        _browse(opts, url)
+        return None
+    if record is not None:
+        registry.discard(record)
+    try:
+        listener = _bind(project, where, opts.local_port, reporter)
+    except OSError as exc:
+        reporter.problem(project.host, project.name, str(exc))
+        outcome.fail(EXIT_FAILED)
+        return None
+    return Plan(project, where, listener)
 
 
 def _bind(project: Project, where: Endpoint, requested: int | None, reporter: Reporter) -> socket.socket:
@@ -292,6 +304,7 @@ def _foreground(inv: Inventory, plans: list[Plan], opts: OpenOptions, reporter: 
                 tun.connect()
             except HostUnreachable as exc:
                 plan.listener.close()
+                registry.release(plan.claim)
                 reporter.problem(plan.project.host, plan.project.name, f"host {plan.project.host} unreachable: {exc}")
                 code = max(code, EXIT_UNREACHABLE)
                 continue
@@ -299,6 +312,7 @@ def _foreground(inv: Inventory, plans: list[Plan], opts: OpenOptions, reporter: 
             record = registry.new_record(plan.project.name, plan.project.host, tun.local_port, plan.where.port,
                                          tun.url.split("?", 1)[0], detached=False)
             registry.save(record)
+            registry.release(plan.claim)
             records[record.key] = record
             reporter.note(plan.project.host, plan.project.name,
                           f"tunnel 127.0.0.1:{tun.local_port} -> {plan.project.host}:{plan.where.port} open; "
@@ -403,6 +417,7 @@ def _detach(inv: Inventory, plan: Plan, opts: OpenOptions, reporter: Reporter, o
         outcome.fail(int(answer.get("code") or EXIT_FAILED))
     finally:
         os.close(read_end)
+        registry.release(plan.claim)  # recorded by the child (ready) or not made: the next opener may look
         if not ready and proc.poll() is None:
             proc.kill()  # ours, just spawned: no identification needed
         if not ready:

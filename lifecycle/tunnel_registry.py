@@ -163,6 +163,30 @@ def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
         time.sleep(0.05)
 
 
+# -- one opener at a time per project ------------------------------------------
+
+def claim(project: str, host: str) -> int:
+    """Wait for, then hold, the right to open this project's tunnel; ``release`` the fd once it is recorded.
+
+    Without it two ``open`` runs at the same instant both find no record and both start a tunnel.
+    The lock is a flock: a crashed opener releases it by exiting.
+    """
+    private_dir(tunnels_dir())
+    fd = os.open(str(tunnels_dir() / f"{key(project, host)}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                 PRIVATE_FILE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
 # -- the local port each project keeps -----------------------------------------
 
 def _ports_file() -> Path:

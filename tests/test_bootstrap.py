@@ -9,6 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from test_lifecycle import start_kernel
 
@@ -134,6 +135,8 @@ def test_bootstrap_start_stop_write_nothing_into_home(ws: Workspace, monkeypatch
     assert ws.cli("start", "homeless", "--no-open").returncode == 0
     pid = int((path / ".logs" / "jupyter.pid").read_text())
     kernel = start_kernel(path, pid)
+    # JupyterLab runs npm when node is on PATH (not on every machine): npm's cache and logs go to the project.
+    assert psutil.Process(pid).environ()["npm_config_cache"] == str(path / ".cache" / "npm")
     assert ws.cli("stop", "homeless").returncode == 0
     assert not alive(pid) and not alive(kernel)
 

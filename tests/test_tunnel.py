@@ -438,3 +438,22 @@ def test_open_asks_on_a_terminal_before_starting_a_project(ws: Workspace, ssh_la
     assert [t["project"] for t in tunnels(ws)] == ["r1"]
     assert ws.cli("close", "r1").returncode == 0
     assert ws.cli("stop", "r1").returncode == 0
+
+
+def test_simultaneous_detached_opens_make_one_tunnel(ws: Workspace, ssh_lab: SshLab) -> None:
+    """Four `open --detach` of one project at once: one tunnel process, the same URL for all."""
+    remote_project(ws, ssh_lab, "r1", "box1")
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: ws.cli("open", "r1", "--detach", "--no-browser"), range(4)))
+    try:
+        assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+        assert len({r.stdout.strip() for r in runs}) == 1, [r.stdout for r in runs]
+        assert sum("tunnel already open" in r.stderr for r in runs) == 3, [r.stderr for r in runs]
+        listed = tunnels(ws)
+        assert len(listed) == 1 and alive(listed[0]["pid"]), listed
+        assert "version" in json.loads(get(port_of(runs[0].stdout.strip()), "/api"))
+    finally:
+        closed = ws.cli("close", "*")
+        stopped = ws.cli("stop", "r1")
+    assert closed.returncode == 0 and stopped.returncode == 0, closed.stderr + stopped.stderr
+    wait_for(lambda: tunnels(ws) == [], 10, "the tunnel to be closed")

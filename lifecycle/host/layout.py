@@ -106,6 +106,10 @@ class Layout:
         env["VIRTUAL_ENV"] = str(self.venv)
         env["PATH"] = str(self.venv / "bin") + os.pathsep + env.get("PATH", "")
         env.pop("PYTHONHOME", None)
+        if not any(k.lower() == "npm_config_cache" for k in env):
+            # JupyterLab runs `npm prefix --global` (when node is on PATH), which writes ~/.npm/_logs
+            # for want of a cache dir; the project's own cache keeps HOME clean. A user's setting wins.
+            env["npm_config_cache"] = str(self.root / ".cache" / "npm")
         env.update(spec.env)
         return env
 
