@@ -129,3 +129,41 @@ def test_supervisor_rotates_a_live_server_log_losing_nothing(ws: Workspace) -> N
     shown = ws.cli("logs", "p1", "-n", str(want), "--show-token")
     assert shown.stdout.splitlines() == text.splitlines()[-want:]
     assert ws.cli("stop", "p1").returncode == 0
+
+
+def test_a_follower_loses_nothing_across_either_rotation(tmp_path: Path) -> None:
+    """`logs -f`'s reader, stepped by hand around each kind of rotation: every byte once, in order."""
+    from lifecycle.host.logs import _Followed
+
+    log = tmp_path / "jupyterlab.log"
+    log.write_text("a1\n")
+    reader = _Followed(log)
+    with open(log, "a") as fh:
+        fh.write("a2\n")
+    assert reader.step() == "a2\n"
+    # A restart: the old log is renamed to .1 (after a last line the reader has not seen), a new one begins.
+    with open(log, "a") as fh:
+        fh.write("a3 unseen before the rename\n")
+    logrotate.begin_new_log(log, keep=3)
+    log.write_text("b1\n")
+    assert reader.step() == "a3 unseen before the rename\nb1\n"
+    # The supervisor: copy-and-truncate, and the new log grows past the old offset before the next look.
+    with open(log, "a") as fh:
+        fh.write("b2 unseen before the truncate\n")
+    assert logrotate.rotate_live(log, 3, [], max_size=1)[0]
+    with open(log, "a") as fh:
+        fh.write("c1 " + "x" * 200 + "\n")
+    assert reader.step() == "b2 unseen before the truncate\n" + "c1 " + "x" * 200 + "\n"
+    # Seen mid-rotation (truncated, the copy not yet in .1): nothing is read until the copy lands.
+    with open(log, "a") as fh:
+        fh.write("c2\n")
+    busy = logrotate.rotating(log)
+    busy.write_bytes(log.read_bytes())
+    os.truncate(log, 0)
+    assert reader.step() == ""
+    logrotate.shift(log, 3)
+    os.replace(busy, logrotate.rotated(log, 1))
+    with open(log, "a") as fh:
+        fh.write("d1\n")
+    assert reader.step() == "c2\nd1\n"
+    assert reader.step() == ""

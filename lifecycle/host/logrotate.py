@@ -40,6 +40,11 @@ def rotated(log: Path, n: int) -> Path:
     return log.with_name(f"{log.name}.{n}")
 
 
+def rotating(log: Path) -> Path:
+    """The copy a live rotation is making (it becomes ``.1`` when the log has been truncated)."""
+    return log.with_name(f".{log.name}.rotating")
+
+
 def _marker(log: Path) -> Path:
     return log.with_name(log.name + ".frozen")
 
@@ -89,7 +94,7 @@ def rotate_live(log: Path, keep: int, writers: List[psutil.Process], max_size: i
     if size <= max_size:
         return False, f"{size} bytes, under {max_size}"
     dest = rotated(log, 1)
-    tmp = log.with_name(f".{log.name}.rotating")
+    tmp = rotating(log)
     fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
     try:
         with open(log, "rb") as src:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import stat
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .context import OpContext
 from .layout import Layout
-from .logrotate import tail
+from .logrotate import rotated, rotating, tail
 from .spec import ProjectSpec
 
 
@@ -23,38 +24,79 @@ def show(specs: List[ProjectSpec], lines: int) -> List[Dict[str, Any]]:
     return out
 
 
+class _Followed:
+    """Where the reader of one log is: the file (inode) and offset it has read to, and which rotated
+    ``.1`` it last saw (every rotation, by rename or by copy-and-truncate, puts a new inode there)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.first = rotated(path, 1)
+        self.busy = rotating(path)  # a live rotation's copy in progress
+        self.inode, self.pos = _ino_size(path)
+        self.first_inode = _ino_size(self.first)[0]
+        self.waited = 0
+
+    def step(self) -> str:
+        """The text written since the last step, including what a rotation moved away meanwhile."""
+        if self.busy.exists() and self.waited < _BUSY_POLLS:
+            # Truncated but not yet in .1: wait for the copy rather than lose the tail it holds.
+            self.waited += 1
+            return ""
+        self.waited = 0
+        out = b""
+        first_inode, first_size = _ino_size(self.first)
+        if first_inode is not None and first_inode != self.first_inode:
+            # Rotated: .1 is our old file (renamed) or its copy (truncated), with the same offsets.
+            self.first_inode = first_inode
+            if first_size > self.pos:
+                out += _read_from(self.first, self.pos)
+            self.inode, self.pos = None, 0
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return out.decode("utf-8", "replace")
+        if not stat.S_ISREG(st.st_mode):
+            return out.decode("utf-8", "replace")  # a FIFO or directory in the log's place has nothing to follow
+        if self.inode is not None and (st.st_ino != self.inode or st.st_size < self.pos):
+            self.pos = 0  # replaced or truncated without a rotation we could see: start over
+        self.inode = st.st_ino
+        if st.st_size > self.pos:
+            data = _read_from(self.path, self.pos)
+            self.pos += len(data)
+            out += data
+        return out.decode("utf-8", "replace")
+
+
+_BUSY_POLLS = 20  # a leftover .rotating file (a crashed rotation) stalls a follower 5 s at most
+
+
+def _ino_size(path: Path) -> Tuple[Optional[int], int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, 0
+    return (st.st_ino, st.st_size) if stat.S_ISREG(st.st_mode) else (None, 0)
+
+
+def _read_from(path: Path, pos: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(pos)
+            return fh.read()
+    except OSError:
+        return b""
+
+
 def follow(specs: List[ProjectSpec], ctx: OpContext, poll: float = 0.25,
            until: Optional[float] = None) -> None:
     """Emit new log text as it is written, across rotations, until Ctrl-C (or ``until``)."""
-    state: Dict[str, Tuple[Optional[int], int]] = {}
-    for spec in specs:
-        path = Layout.of(spec).log_file
-        try:
-            st = os.stat(path)
-            state[spec.name] = (st.st_ino, st.st_size)
-        except FileNotFoundError:
-            state[spec.name] = (None, 0)
+    followed = {spec.name: _Followed(Layout.of(spec).log_file) for spec in specs}
     try:
         while until is None or time.monotonic() < until:
-            for spec in specs:
-                path = Layout.of(spec).log_file
-                inode, pos = state[spec.name]
-                try:
-                    st = os.stat(path)
-                except FileNotFoundError:
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue  # a FIFO or directory in the log's place has nothing to follow
-                if st.st_ino != inode or st.st_size < pos:
-                    # Rotated by a restart, or truncated: read the new file from its start.
-                    inode, pos = st.st_ino, 0
-                if st.st_size > pos:
-                    with open(path, "rb") as fh:
-                        fh.seek(pos)
-                        data = fh.read()
-                    pos += len(data)
-                    ctx.emit({"event": "log", "project": spec.name, "text": data.decode("utf-8", "replace")})
-                state[spec.name] = (inode, pos)
+            for name, reader in followed.items():
+                text = reader.step()
+                if text:
+                    ctx.emit({"event": "log", "project": name, "text": text})
             time.sleep(poll)
     except KeyboardInterrupt:
         return
