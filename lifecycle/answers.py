@@ -86,6 +86,9 @@ def _rows(doc: dict[str, Any], key: str, fields: tuple[str, ...]) -> str | None:
 
 
 def short(value: Any, limit: int = 200) -> str:
+    """One line of what a host said, for a message: whitespace folded, tokens hidden, cut at ``limit``."""
+    from .report import redact
+
     text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
+    text = redact(" ".join(text.split()))
     return text if len(text) <= limit else text[:limit - 3] + "..."
