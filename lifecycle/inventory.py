@@ -75,6 +75,8 @@ class Host:
     # How long the host may stay silent (its host layer sends a heartbeat while it works),
     # and how long a look (status, ports, ...) may take in all.
     answer_timeout: float = 60.0
+    # Reached as given to -H, named in no inventory (so `jlc trust NAME` cannot name it): not a key.
+    adhoc: bool = False
 
 
 @dataclass(frozen=True)

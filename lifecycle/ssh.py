@@ -12,7 +12,7 @@ from typing import Any
 import paramiko
 
 from .errors_ssh import HostUnreachable
-from .hostkeys import known_hosts_path, secure
+from .hostkeys import changed_key, secure
 from .inventory import Host
 
 __all__ = ["HostUnreachable", "connect", "disconnect"]
@@ -64,13 +64,7 @@ def connect(target: Host, trust_new: bool = False) -> Any:
     except HostUnreachable:
         raise
     except paramiko.BadHostKeyException as exc:
-        # known_hosts names non-default ports as [host]:port; say it the same way.
-        name = exc.hostname if conn.port == 22 else f"[{exc.hostname}]:{conn.port}"
-        raise HostUnreachable(
-            f"host key of {name} CHANGED: {known_hosts_path(target, conn.ssh_config)} has a different "
-            f"{exc.expected_key.get_name()} key. Refusing to connect; if the change is expected, remove the "
-            f"old entry (ssh-keygen -R '{name}' -f {known_hosts_path(target, conn.ssh_config)}) and trust the "
-            f"new one with 'jlc trust HOST'") from None
+        raise changed_key(conn, target, exc) from None
     except paramiko.AuthenticationException as exc:
         raise HostUnreachable(f"authentication failed for {where}: {exc}") from None
     except TimeoutError:

@@ -96,22 +96,34 @@ def test_unreachable_host_does_not_stop_the_others(ws: Workspace, ssh_lab: SshLa
         in text.stdout
 
 
+def ssh_fingerprint(public_key: Path) -> str:
+    """The key's SHA256 fingerprint as OpenSSH computes it (``256 SHA256:... comment (ED25519)``)."""
+    out = subprocess.run(["ssh-keygen", "-lf", str(public_key)], capture_output=True, text=True, check=True,
+                         timeout=30).stdout
+    return out.split()[1]
+
+
 def test_unknown_host_key_is_refused_until_trusted(ws: Workspace, ssh_lab: SshLab) -> None:
     known = ws.root / "known_hosts"
     known.write_text("")
     ws.extra_toml = ssh_lab.hosts_toml("box1", known_hosts=known)
     ws.project("r1", host="box1")
     box = ssh_lab.hosts["box1"]
+    offered = f"ssh-ed25519 {ssh_fingerprint(box.host_key.with_suffix('.pub'))}"
     refused = ws.cli("status")
     assert refused.returncode == 4
-    assert f"host key of [{box.address}]:{box.port} is not in {known}" in refused.stderr
-    assert "jlc trust HOST" in refused.stderr
+    # The inventory name (what `jlc trust` takes), the address as known_hosts writes it, OpenSSH's fingerprint.
+    assert f"host key of box1 ([{box.address}]:{box.port}) is not in {known} (it offers {offered})" \
+        in refused.stderr
+    assert "trust it with 'jlc trust box1'" in refused.stderr and "HOST" not in refused.stderr
     assert known.read_text() == ""
     trusted = ws.cli("trust", "box1")
-    assert trusted.returncode == 0 and f"changed: [box1] host key added to {known}" in trusted.stdout
+    assert trusted.returncode == 0
+    assert trusted.stdout == f"changed: [box1] host key added to {known}: [{box.address}]:{box.port} {offered}\n"
     assert known.read_text().split() == ssh_lab.host_key_line("box1").split()
     assert ws.cli("status").returncode == 0
-    assert "ok: [box1] host key already in" in ws.cli("trust", "box1").stdout
+    again = ws.cli("trust", "box1")
+    assert again.stdout == f"ok: [box1] host key already in {known}: [{box.address}]:{box.port} {offered}\n"
 
 
 def test_changed_host_key_is_refused(ws: Workspace, ssh_lab: SshLab) -> None:
@@ -123,11 +135,41 @@ def test_changed_host_key_is_refused(ws: Workspace, ssh_lab: SshLab) -> None:
                      + "\n")
     ws.extra_toml = ssh_lab.hosts_toml("box1", known_hosts=known)
     ws.project("r1", host="box1")
+    old = ssh_fingerprint(other.with_suffix(".pub"))
+    new = ssh_fingerprint(box.host_key.with_suffix(".pub"))
+    assert old != new
     proc = ws.cli("status")
     assert proc.returncode == 4
-    assert f"host key of [{box.address}]:{box.port} CHANGED" in proc.stderr
+    assert (f"host key of box1 ([{box.address}]:{box.port}) CHANGED: {known} has ssh-ed25519 {old}, the host now "
+            f"offers ssh-ed25519 {new}. Refusing to connect") in proc.stderr
+    assert f"ssh-keygen -R '[{box.address}]:{box.port}' -f {known}" in proc.stderr
+    assert "trust the new one with 'jlc trust box1'" in proc.stderr
     trust = ws.cli("trust", "box1")  # trusting never replaces a changed key
-    assert trust.returncode == 4 and "CHANGED" in trust.stderr
+    assert trust.returncode == 4 and f"CHANGED: {known} has ssh-ed25519 {old}" in trust.stderr
+    assert known.read_text().count("\n") == 1
+
+
+def test_ad_hoc_host_key_refusal_says_what_works_without_an_inventory_name(ws: Workspace,
+                                                                          ssh_lab: SshLab) -> None:
+    """`jlc -H box2` reaches a host named in no inventory: `jlc trust box2` could not work for it."""
+    ws.project("l1")
+    box = ssh_lab.hosts["box2"]
+    known = Path(os.environ["HOME"]) / ".ssh" / "known_hosts"
+    assert not known.exists()
+    env = {**os.environ, "JLC_INVENTORY": str(ws.inventory), "JLC_REMOTE_PYTHON": str(ssh_lab.remote_python)}
+    cmd = [sys.executable, "-m", "lifecycle", "-S", str(ssh_lab.ssh_config), "-H", "box2", "status"]
+    refused = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 4
+    offered = ssh_fingerprint(box.host_key.with_suffix(".pub"))
+    assert f"host key of box2 ([{box.address}]:{box.port}) is not in {known} (it offers ssh-ed25519 {offered})" \
+        in refused.stderr
+    assert f"trust it with 'ssh -F {ssh_lab.ssh_config} box2' once" in refused.stderr
+    assert "jlc trust" not in refused.stderr
+    # The other way it names works: one run that records the key (box2 has no inventory of its own).
+    recorded = subprocess.run(cmd, capture_output=True, text=True, env={**env, "JLC_TRUST_NEW_HOSTS": "1"},
+                              timeout=120)
+    assert "no inventory of its own" in recorded.stderr, recorded.stderr
+    assert known.read_text().split() == ssh_lab.host_key_line("box2").split()
 
 
 def test_open_tunnels_to_a_remote_server(ws: Workspace, ssh_lab: SshLab) -> None:
@@ -274,4 +316,18 @@ def test_proxyjump_from_ssh_config_is_honoured_and_checked(ws: Workspace, ssh_la
     ws.write()
     refused = ws.cli("status")
     box1 = ssh_lab.hosts["box1"]
-    assert refused.returncode == 4 and f"host key of [{box1.address}]:{box1.port} is not in" in refused.stderr
+    box2 = ssh_lab.hosts["box2"]
+    assert refused.returncode == 4
+    assert (f"host key of [{box1.address}]:{box1.port} (the ProxyJump hop to box2-via-box1) is not in {partial}"
+            in refused.stderr)
+    assert "trust it with 'jlc trust box2-via-box1'" in refused.stderr
+    # Trusting the host records the hop's key too, and says which it already had.
+    trusted = ws.cli("trust", "box2-via-box1")
+    assert trusted.returncode == 0, trusted.stderr
+    fingerprints = {alias: ssh_fingerprint(h.host_key.with_suffix(".pub")) for alias, h in ssh_lab.hosts.items()}
+    assert trusted.stdout.splitlines() == [
+        f"ok: [box2-via-box1] host key already in {partial}: [{box2.address}]:{box2.port} ssh-ed25519 "
+        f"{fingerprints['box2']}",
+        f"changed: [box2-via-box1] host key added to {partial}: [{box1.address}]:{box1.port} ssh-ed25519 "
+        f"{fingerprints['box1']}"]
+    assert ws.cli("status").returncode == 0

@@ -185,7 +185,7 @@ def context_host(c: Any, inv: Inventory) -> tuple[Inventory, str | None]:
                  identity=key_files[0] if key_files else None,
                  ssh_config=getattr(getattr(c, "config", None), "_runtime_ssh_path", None),
                  connect_timeout=float(timeout) if timeout else Host.connect_timeout,
-                 python=os.environ.get("JLC_REMOTE_PYTHON", "python3"))
+                 python=os.environ.get("JLC_REMOTE_PYTHON", "python3"), adhoc=True)
     return _with_remote_projects(replace(inv, hosts={**inv.hosts, given: adhoc}), given, None)
 
 

@@ -80,21 +80,31 @@ def close(c: Any, name: str, host: str | None = None, check: bool = False, json:
 
 @lc_task(kinds={"host": HOST}, help={"host": "the inventory host whose key to record"})
 def trust(c: Any, host: str) -> None:
-    """Record a host's SSH key in known_hosts after you have checked its fingerprint (first contact only)."""
-    from ..hostkeys import known_hosts_file
-    from ..ssh import HostUnreachable, connect
+    """Record a host's SSH key (and its ProxyJump hops' keys) in known_hosts after you have checked the
+    fingerprint (first contact only: a changed key is never replaced)."""
+    import paramiko
+
+    from ..hostkeys import describe, hops, known_hosts_file, known_hosts_name
+    from ..ssh import HostUnreachable, connect, disconnect
 
     inv = load_inventory()
     if host not in inv.hosts:
-        raise UsageError(f"no host {host!r} in {inv.source}; hosts: {', '.join(inv.hosts) or '(none)'}")
+        raise UsageError(f"no host {host!r} in {inv.source}; hosts: {', '.join(inv.hosts) or '(none)'} (a host "
+                         f"reached with -H only: run 'ssh HOST' once, which shows the fingerprint and records it)")
     path = known_hosts_file(inv.hosts[host])
-    before = os.path.getsize(path) if os.path.exists(path) else 0
+    known = paramiko.HostKeys(path) if os.path.exists(path) else paramiko.HostKeys()
     try:
-        connect(inv.hosts[host], trust_new=True).close()
+        conn = connect(inv.hosts[host], trust_new=True)
     except HostUnreachable as exc:
         raise LifecycleError(f"host {host} unreachable: {exc}", EXIT_UNREACHABLE) from None
-    after = os.path.getsize(path) if os.path.exists(path) else 0
-    if after != before:
-        print(f"changed: [{host}] host key added to {path}")
-    else:
-        print(f"ok: [{host}] host key already in {path}")
+    try:
+        keys = [(known_hosts_name(hop.host, hop.port), hop.transport.get_remote_server_key()) for hop in hops(conn)]
+    finally:
+        disconnect(conn)
+    # The target first, then each ProxyJump hop: each key as `ssh-keygen -lf` shows it, to compare.
+    for name, key in keys:
+        before = (known.lookup(name) or {}).get(key.get_name())
+        if before is not None and before.asbytes() == key.asbytes():
+            print(f"ok: [{host}] host key already in {path}: {name} {describe(key)}")
+        else:
+            print(f"changed: [{host}] host key added to {path}: {name} {describe(key)}")
