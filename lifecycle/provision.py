@@ -71,9 +71,29 @@ def provision_psutil(conn: Any, target: Host, need: dict[str, Any], emit: Emit, 
     if result.ok:
         return
     why = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["pip is not available"]
-    raise HostUnreachable(
-        f"psutil is missing on {target.name} and could not be installed ({why[0]}); install it there with "
-        f"'{need.get('python') or target.python} -m pip install --user psutil' or the system package "
-        f"(python3-psutil), then rerun")
+    raise HostUnreachable(f"psutil is missing on {target.name} and could not be installed ({why[0]}); "
+                          + psutil_hint(target, need))
 
 
+def psutil_hint(target: Host, need: dict[str, Any]) -> str:
+    """What to install by hand, from what the host said of its interpreter (``need``).
+
+    ``pip install --user`` is no advice where PEP 668 applies (Debian 12+, Ubuntu 23.04+ refuse it
+    with "externally-managed-environment") or where there is no pip: the distro's package, or a venv
+    of the user's own that the host's ``python`` then names (by absolute path: no shell expands it).
+    """
+    python = str(need.get("python") or target.python)
+    if need.get("pip") and not need.get("externally_managed"):
+        return (f"install it there with the system package (python3-psutil) or "
+                f"'{python} -m pip install --user psutil', then rerun")
+    # The boot script's cache is ~/.cache/jupyter-lifecycle/...: the remote home, for an absolute path.
+    deps = str(need.get("deps") or "")
+    home = deps.split("/.cache/jupyter-lifecycle/")[0] if "/.cache/jupyter-lifecycle/" in deps else "~"
+    venv = f"{home}/.local/share/jupyter-lifecycle/venv"
+    managed = (f"{python} is managed by the system (PEP 668: pip install --user is refused there), so "
+               if need.get("externally_managed") else f"{python} has no pip, so ")
+    use = (f"rerun with JLC_REMOTE_PYTHON={venv}/bin/python" if target.adhoc else
+           f"set hosts.{target.name}.python = \"{venv}/bin/python\" in the inventory; then rerun")
+    return (f"{managed}install the system package ('sudo apt install python3-psutil'; python3-psutil on Fedora "
+            f"too), or make a venv of your own there ('{python} -m venv {venv} && {venv}/bin/pip install psutil'; "
+            f"Debian and Ubuntu need the python3-venv package for it) and {use}")

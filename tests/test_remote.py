@@ -252,21 +252,67 @@ def test_dash_capital_s_gives_an_ad_hoc_host_its_ssh_config(ws: Workspace, ssh_l
     assert [(r["name"], r["host"]) for r in json.loads(given.stdout)["projects"]] == [("far", "box2")]
 
 
+def system_python(root: Path) -> Path:
+    """An interpreter that is a distribution's own as PEP 668 sees it (no venv, an EXTERNALLY-MANAGED
+    marker in its stdlib dir), without pip or psutil: this machine's base interpreter copied beside
+    a stdlib of links, so its prefix (and the marker) is ours and no system file is touched."""
+    import sysconfig
+
+    base = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    stdlib = Path(os.__file__).parent
+    lib = root / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    lib.mkdir(parents=True)
+    (root / "bin").mkdir()
+    python = root / "bin" / "python3"
+    python.write_bytes(base.read_bytes())
+    python.chmod(0o755)
+    for entry in stdlib.iterdir():
+        if entry.name not in ("site-packages", "dist-packages", "EXTERNALLY-MANAGED"):
+            (lib / entry.name).symlink_to(entry)
+    (lib / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use apt\n")
+    probe = subprocess.run([str(python), "-c", "import sys, sysconfig, importlib.util as u; print(sys.prefix == "
+                            "sys.base_prefix, sysconfig.get_path('stdlib'), u.find_spec('pip') is None, "
+                            "u.find_spec('psutil') is None)"], capture_output=True, text=True, timeout=60)
+    assert probe.stdout.split() == ["True", str(lib), "True", "True"], (probe.stdout, probe.stderr, sysconfig)
+    return python
+
+
 def test_psutil_that_cannot_be_provisioned_says_what_to_install(ws: Workspace, ssh_lab: SshLab) -> None:
     ws.extra_toml = ssh_lab.hosts_toml("box2")
     ws.project("r2", host="box2")
-    deps = ssh_lab.hosts["box2"].home / ".cache" / "jupyter-lifecycle" / "deps"
+    home = ssh_lab.hosts["box2"].home
+    deps = home / ".cache" / "jupyter-lifecycle" / "deps"
     hidden = deps.with_name("deps.hidden")
     if deps.exists():
         deps.rename(hidden)
+    env = {**os.environ, "JLC_INVENTORY": str(ws.inventory), "JLC_NO_PSUTIL_COPY": "1"}
+    venv = f"{home}/.local/share/jupyter-lifecycle/venv"
     try:
+        # A venv without pip: pip install --user is no advice (no pip; --user is refused in a venv).
         proc = subprocess.run([sys.executable, "-m", "lifecycle", "status"], capture_output=True, text=True,
-                              env={**os.environ, "JLC_INVENTORY": str(ws.inventory), "JLC_NO_PSUTIL_COPY": "1"},
-                              timeout=600)
+                              env=env, timeout=600)
         assert proc.returncode == 4
-        assert "psutil is missing on box2 and could not be installed" in proc.stderr
-        assert f"'{ssh_lab.remote_python} -m pip install --user psutil'" in proc.stderr
+        assert "psutil is missing on box2 and could not be installed (" in proc.stderr
+        assert f"{ssh_lab.remote_python} has no pip, so install the system package " \
+               "('sudo apt install python3-psutil'" in proc.stderr
+        assert f"'{ssh_lab.remote_python} -m venv {venv} && {venv}/bin/pip install psutil'" in proc.stderr
+        assert f'set hosts.box2.python = "{venv}/bin/python" in the inventory; then rerun' in proc.stderr
+        assert "--user" not in proc.stderr
+        # A distribution's Python under PEP 668 (Debian 12+, Ubuntu 23.04+): it says so.
+        system = system_python(ws.root / "system-python")
+        ws.extra_toml = ssh_lab.hosts_toml("box2").replace(f'python = "{ssh_lab.remote_python}"',
+                                                           f'python = "{system}"')
+        ws.write()
+        managed = subprocess.run([sys.executable, "-m", "lifecycle", "status"], capture_output=True, text=True,
+                                 env=env, timeout=600)
+        assert managed.returncode == 4
+        assert (f"{system} is managed by the system (PEP 668: pip install --user is refused there), so install "
+                "the system package ('sudo apt install python3-psutil'") in managed.stderr
+        assert f"'{system} -m venv {venv} && {venv}/bin/pip install psutil'" in managed.stderr
+        assert "pip install --user psutil" not in managed.stderr
         # Allowed to copy its own (same ABI), the tool provisions it and the task works.
+        ws.extra_toml = ssh_lab.hosts_toml("box2")
+        ws.write()
         assert ws.cli("status").returncode == 0
     finally:
         if hidden.exists():
@@ -274,6 +320,24 @@ def test_psutil_that_cannot_be_provisioned_says_what_to_install(ws: Workspace, s
 
             shutil.rmtree(deps, ignore_errors=True)
             hidden.rename(deps)
+
+
+def test_psutil_hint_follows_what_the_host_said() -> None:
+    """The hint for each kind of interpreter the boot script can describe (its ``need`` answer)."""
+    from lifecycle.inventory import Host
+    from lifecycle.provision import psutil_hint
+
+    need = {"python": "/usr/bin/python3", "deps": "/home/al/.cache/jupyter-lifecycle/deps/psutil-7.0.0-x"}
+    plain = psutil_hint(Host("gpu", "gpu-box"), {**need, "pip": True, "externally_managed": False})
+    assert plain == ("install it there with the system package (python3-psutil) or "
+                     "'/usr/bin/python3 -m pip install --user psutil', then rerun")
+    managed = psutil_hint(Host("gpu", "gpu-box"), {**need, "pip": True, "externally_managed": True})
+    assert "PEP 668" in managed and "--user psutil" not in managed
+    assert managed.endswith('set hosts.gpu.python = "/home/al/.local/share/jupyter-lifecycle/venv/bin/python" '
+                            "in the inventory; then rerun")
+    adhoc = psutil_hint(Host("al@gpu-box", "al@gpu-box", adhoc=True), {**need, "pip": False})
+    assert adhoc.startswith("/usr/bin/python3 has no pip, so ")
+    assert adhoc.endswith("rerun with JLC_REMOTE_PYTHON=/home/al/.local/share/jupyter-lifecycle/venv/bin/python")
 
 
 def test_remote_logs_follow_streams_until_ctrl_c(ws: Workspace, ssh_lab: SshLab) -> None:

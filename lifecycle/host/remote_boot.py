@@ -5,7 +5,9 @@ request.  The host layer is unpacked once into ~/.cache/jupyter-lifecycle,
 keyed by its content hash, and reused while the hash matches.  psutil comes
 from a provisioned directory keyed by its version and this interpreter's ABI,
 or from the interpreter itself; when neither has it the script answers
-{"need": "psutil", ...} with exit status 3 and the controller provisions it.
+{"need": "psutil", ...} with exit status 3 and the controller provisions it
+(the answer says what the interpreter is: pip present, PEP 668 marker, so
+that a failed provisioning can say what to install).
 
 Header fields: layer (hash), layer_len, request_len, psutil (version wanted),
 watch (stream until the controller hangs up), alive (seconds between heartbeat events, so
@@ -51,7 +53,10 @@ except ImportError as exc:
     import importlib.util
     sys.stdout.write(json.dumps({"version": 1, "need": "psutil", "tag": tag, "deps": deps, "why": str(exc),
                                  "pip": importlib.util.find_spec("pip") is not None,
-                                 "python": sys.executable}) + "\n")
+                                 "python": sys.executable,
+                                 # PEP 668 (Debian 12+, Ubuntu 23.04+): pip refuses to install here; venvs are exempt.
+                                 "externally_managed": sys.prefix == sys.base_prefix and os.path.exists(
+                                     os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))}) + "\n")
     sys.exit(3)
 if head.get("watch"):
     # Streaming (logs -f): stop when the controller hangs up.
