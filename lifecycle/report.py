@@ -33,6 +33,96 @@ def redact(text: str) -> str:
     return _TOKEN_RE.sub(r"\1<hidden>", text)
 
 
+# -- where a server is, seen from this machine -------------------------------------------
+# A host reports its servers' URLs as seen on that host: http://127.0.0.1:8810/lab on box1 means, on
+# this machine, whatever listens here on 8810. So a remote server is shown by where it is
+# (box1:8810) and how to reach it from here (jlc open NAME); a local one keeps its URL.
+
+LOCAL_HOST = "local"
+
+
+def open_command(project: str, via: list[str] | None = None) -> str:
+    """The command that opens ``project``'s Lab from this machine (``via``: the -H words its host needs)."""
+    import shlex
+
+    return shlex.join(["jlc", *(via or []), "open", project])
+
+
+def reach(host: str, project: str | None, url: str | None, via: list[str] | None = None) -> str | None:
+    """How to reach a server from this machine: its URL when local, ``jlc open NAME`` when remote;
+    None when there is no server, or a remote one of no project (open cannot name it)."""
+    if not url:
+        return None
+    if host == LOCAL_HOST:
+        return url
+    return open_command(project, via) if project else None
+
+
+def where(host: str, port: Any) -> str:
+    """Where a server is, by the host's inventory name: ``box1:8810``."""
+    return f"{host}:{port}"
+
+
+def token_of(token_url: str | None) -> str | None:
+    if not token_url or "token=" not in token_url:
+        return None
+    return token_url.split("token=", 1)[1].split("&", 1)[0] or None
+
+
+def server_cell(row: dict[str, Any], show_token: bool = False) -> str:
+    """The URL column of status and status --watch: a local server's URL (with its token if asked
+    for); for a remote one ``box1:8810 (jlc open r1)``, plus ``token=...`` if asked for."""
+    url = row.get("url")
+    if not url:
+        return ""
+    if row["host"] == LOCAL_HOST:
+        return str((row.get("token_url") if show_token else None) or url)
+    cell = where(row["host"], row.get("port"))
+    if row.get("reach"):
+        cell += f" ({row['reach']})"
+    token = token_of(row.get("token_url")) if show_token else None
+    return cell + (f" token={token}" if token else "")
+
+
+def with_reach(row: dict[str, Any], value: str | None) -> dict[str, Any]:
+    """``row`` with ``reach`` beside its ``url`` (JSON readers see them together)."""
+    out: dict[str, Any] = {}
+    for key, item in row.items():
+        if key != "reach":
+            out[key] = item
+        if key == "url":
+            out["reach"] = value
+    if "reach" not in out:
+        out["reach"] = value
+    return out
+
+
+def seen_from_here(r: Result, via: list[str] | None = None, hint: bool = True) -> Result:
+    """A result as this machine should read it: a remote server's URL in the message becomes
+    ``box1:8810`` (with how to reach it when ``hint``), and ``facts`` gains ``reach``."""
+    url = r.facts.get("url")
+    if not url or not r.project:
+        return r
+    how = reach(r.host, r.project, str(url), via)
+    facts = {**r.facts, "reach": how}
+    msg = r.msg
+    if r.host != LOCAL_HOST:
+        msg = msg.replace(str(url), where(r.host, r.facts.get("port")))
+        if hint and how:
+            msg += f" (reach it with '{how}')"
+    return Result(host=r.host, project=r.project, action=r.action, status=r.status, msg=msg, diff=r.diff,
+                  facts=facts, secret=r.secret)
+
+
+def login_line(r: Result, via: list[str] | None = None) -> str:
+    """The line under a result that carries the login URL (``--show-token``); a remote server's URL is
+    its host's, so it says which host and how to get there from here."""
+    url = r.secret["token_url"]
+    if r.host == LOCAL_HOST or not r.project:
+        return f"    login URL: {url}"
+    return f"    login URL on {r.host}: {url} (from here: {open_command(r.project, via)})"
+
+
 def result_line(r: Result, task: str) -> str:
     project = r.project or "-"
     label = project if r.action == task else f"{project}: {r.action}"
@@ -70,6 +160,8 @@ class Reporter:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.urls = self.out  # where open prints URLs (it sends everything else to stderr)
+        # The words `jlc` needs before a task to reach a host named in no inventory here (-H ...).
+        self.via: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._progress_shown = False
         self._last_progress = 0.0
@@ -95,10 +187,11 @@ class Reporter:
                 self._running.pop((r.host, str(r.project)), None)
                 if not self.as_json:
                     self._clear_progress()
-                    line = result_line(r, self.task)
+                    shown = self._from_here(r)
+                    line = result_line(shown, self.task)
                     line = line if self.show_token else redact(line)
                     if self.show_login and r.secret.get("token_url"):
-                        line += f"\n    login URL: {r.secret['token_url']}"
+                        line += "\n" + login_line(r, self.via.get(r.host))
                     print(paint(line, r.status, self.out), file=self.out, flush=True)
             elif kind == "log" and not self.as_json:
                 self._clear_progress()
@@ -246,8 +339,16 @@ class Reporter:
         if fixing and doc["recap"]:
             self._recap(doc["recap"])
 
+    def reach(self, host: str, project: str | None, url: str | None) -> str | None:
+        """How to reach a server from this machine (see ``reach``), -H words included where needed."""
+        return reach(host, project, url, self.via.get(host))
+
+    def _from_here(self, r: Result) -> Result:
+        # `open --start` is already on its way to the server: no hint to run open.
+        return seen_from_here(r, self.via.get(r.host), hint=self.task != "open")
+
     def _public(self, r: Result) -> dict[str, Any]:
-        doc = r.to_dict(include_secret=False)
+        doc = self._from_here(r).to_dict(include_secret=False)
         if self.show_token:
             if r.secret.get("token_url"):
                 doc["token_url"] = r.secret["token_url"]
@@ -318,7 +419,7 @@ def status_table(rows: list[dict[str, Any]], show_token: bool = False) -> str:
     ordered = sorted(rows, key=lambda r: (r["host"] != "local", r["host"], r["name"]))
     body = []
     for r in ordered:
-        url = (r.get("token_url") if show_token else None) or r.get("url") or ""
+        url = server_cell(r, show_token)
         state = r["state"] + ("*" if r.get("tracked") is False else "")
         restarts = r.get("restarts")
         body.append([r["name"], r["host"], state, r.get("pid") or "", r.get("port") or "", url,
@@ -329,7 +430,7 @@ def status_table(rows: list[dict[str, Any]], show_token: bool = False) -> str:
 
 
 def unmanaged_table(rows: list[dict[str, Any]]) -> str:
-    body = [[r["host"], r["pid"], r.get("port") or "", r.get("url") or "", r.get("root_dir") or "",
+    body = [[r["host"], r["pid"], r.get("port") or "", server_cell(r), r.get("root_dir") or "",
              uptime(r.get("started")), mib(r.get("rss_bytes"))] for r in rows]
     return _table(body, ["HOST", "PID", "PORT", "URL", "ROOT DIR", "UPTIME", "MEMORY"])
 
@@ -511,14 +612,19 @@ def which_found(doc: dict[str, Any]) -> str:
 
 
 def which_text(doc: dict[str, Any]) -> str:
-    keys = ["target", "kind", "host", "project", "role", "process", "pid", "port", "url", "token_url", "started",
-            "tracked", "orphan", "range"]
+    keys = ["target", "kind", "host", "project", "role", "process", "pid", "port", "url", "token_url", "reach",
+            "started", "tracked", "orphan", "range"]
+    remote = doc.get("host") not in (None, LOCAL_HOST)
     lines = [f"{'found:':<11} {which_found(doc)}"]
     for key in keys:
         if key in doc and doc[key] not in (None, [], ""):
             value = ", ".join(doc[key]) if isinstance(doc[key], list) else doc[key]
             if key == "started":
                 value = f"{value} (up {uptime(doc[key])})"
+            if key in ("url", "token_url") and remote:
+                value = f"{value} (on {doc['host']})"  # not this machine's 127.0.0.1
+            if key == "reach" and value == doc.get("url"):
+                continue  # a local server: its URL is how
             lines.append(f"{key + ':':<11} {value}")
     return "\n".join(lines)
 
@@ -556,7 +662,7 @@ def live_frame(doc: dict[str, Any], cpu: dict[tuple[str, str], float | None], in
     body = []
     for r in rows:
         pct = cpu.get((r["host"], r["name"]))
-        url = (r.get("token_url") if show_token else None) or r.get("url") or ""
+        url = server_cell(r, show_token)
         restarts = r.get("restarts")
         body.append([r["name"], r["host"], r["state"] + ("*" if r.get("tracked") is False else ""),
                      r.get("pid") or "", "" if pct is None else f"{pct:.1f}", mib(r.get("rss_bytes")), _kernels(r),

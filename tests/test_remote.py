@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sshlab import SshLab
@@ -53,6 +54,7 @@ def test_bootstrap_start_status_stop_across_hosts(ws: Workspace, ssh_lab: SshLab
         ("r2", "box2", "running", pids["r2"])]
     table = ws.cli("status")
     assert table.returncode == 0 and "box1" in table.stdout and "box2" in table.stdout
+    assert_reached_from_here(ws, started, status, table.stdout, ports, pids)
 
     logs = ws.cli("logs", "r1", "-n", "3")
     assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 3
@@ -69,6 +71,44 @@ def test_bootstrap_start_status_stop_across_hosts(ws: Workspace, ssh_lab: SshLab
     for alias in ("box1", "box2"):
         deps = list((ssh_lab.hosts[alias].home / ".cache" / "jupyter-lifecycle" / "deps").iterdir())
         assert len(deps) == 1 and deps[0].name.startswith(f"psutil-{psutil.__version__}-")
+
+
+def assert_reached_from_here(ws: Workspace, started: dict[str, Any], status: dict[str, Any], table: str,
+                             ports: dict[str, int], pids: dict[str, int]) -> None:
+    """A remote server is shown by where it is (box1:PORT) and how to reach it (jlc open NAME), never
+    by its host's http://127.0.0.1:PORT, which here means whatever listens on this machine; a local one
+    keeps its URL. No token anywhere unless asked for."""
+    by_name = {r["project"]: r for r in started["results"]}
+    assert by_name["r1"]["facts"]["url"] == f"http://127.0.0.1:{ports['r1']}/lab"  # the host's own, kept
+    assert by_name["r1"]["facts"]["reach"] == "jlc open r1"
+    assert by_name["l1"]["facts"]["reach"] == by_name["l1"]["facts"]["url"]
+    assert f"on box1:{ports['r1']} pid {pids['r1']}" in by_name["r1"]["msg"]
+    assert "127.0.0.1" not in by_name["r1"]["msg"] and "(reach it with 'jlc open r1')" in by_name["r1"]["msg"]
+    rows = {r["name"]: r for r in status["projects"]}
+    assert (rows["r2"]["url"], rows["r2"]["reach"]) == (f"http://127.0.0.1:{ports['r2']}/lab", "jlc open r2")
+    assert rows["l1"]["reach"] == rows["l1"]["url"] == f"http://127.0.0.1:{ports['l1']}/lab"
+    lines = {line.split()[0]: line for line in table.splitlines()[2:] if line.strip()}
+    assert f"box1:{ports['r1']} (jlc open r1)" in lines["r1"] and "127.0.0.1" not in lines["r1"]
+    assert f"box2:{ports['r2']} (jlc open r2)" in lines["r2"] and "127.0.0.1" not in lines["r2"]
+    assert f"http://127.0.0.1:{ports['l1']}/lab" in lines["l1"]
+    again = ws.cli("start", "r2")
+    assert again.returncode == 0
+    assert f"ok: [box2] r2: already running on box2:{ports['r2']} pid {pids['r2']} (reach it with 'jlc open r2')" \
+        in again.stdout
+    assert "127.0.0.1" not in again.stdout and "token=" not in again.stdout
+    # Asked for, the token comes with the host it is valid on, and the way there from here.
+    shown = ws.cli("start", "r2", "--show-token")
+    login = next(line for line in shown.stdout.splitlines() if "login URL" in line)
+    assert login.startswith(f"    login URL on box2: http://127.0.0.1:{ports['r2']}/lab?token=")
+    assert login.endswith(" (from here: jlc open r2)")
+    token = login.split("token=")[1].split()[0]
+    assert f"box2:{ports['r2']} (jlc open r2) token={token}" in ws.cli("status", "--show-token").stdout
+    assert token not in ws.cli("status").stdout
+    which = ws.cli("which", str(ports["r1"]), "--host", "box1")
+    assert which.returncode == 0, which.stderr
+    assert f"url:        http://127.0.0.1:{ports['r1']}/lab (on box1)" in which.stdout
+    assert "reach:      jlc open r1" in which.stdout and "token=" not in which.stdout
+    assert ws.json("which", str(ports["r1"]), "--host", "box1")["reach"] == "jlc open r1"
 
 
 def test_unreachable_host_does_not_stop_the_others(ws: Workspace, ssh_lab: SshLab) -> None:

@@ -133,3 +133,85 @@ def test_login_url_line(show_token: bool, show_login: bool, expected: str | None
 ])
 def test_redact_credentials_in_command_lines(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+# -- remote servers, seen from this machine --------------------------------------------------
+
+def remote_start(msg: str = "started on http://127.0.0.1:8810/lab pid 7 in 3.1s") -> Result:
+    return Result(host="box1", project="r1", action="start", status="changed", msg=msg,
+                  facts={"pid": 7, "port": 8810, "url": "http://127.0.0.1:8810/lab"},
+                  secret={"token_url": "http://127.0.0.1:8810/lab?token=sekrit0123456789"})
+
+
+@pytest.mark.parametrize("task", ["start", "restart", "start-all"])
+def test_a_remote_start_says_where_and_how_to_reach_it(task: str) -> None:
+    out = io.StringIO()
+    reporter = Reporter(task, out=out, err=io.StringIO())
+    reporter.event({"event": "result", "result": remote_start().to_dict()})
+    line = out.getvalue().splitlines()[0]
+    label = "r1" if task == "start" else "r1: start"
+    assert line == f"changed: [box1] {label}: started on box1:8810 pid 7 in 3.1s (reach it with 'jlc open r1')"
+    doc = Reporter(task, as_json=True, out=io.StringIO()).public([remote_start()])[0]
+    assert doc["msg"] == "started on box1:8810 pid 7 in 3.1s (reach it with 'jlc open r1')"
+    assert doc["facts"] == {"pid": 7, "port": 8810, "url": "http://127.0.0.1:8810/lab", "reach": "jlc open r1"}
+    assert "token_url" not in doc
+
+
+def test_a_local_start_keeps_its_url_and_reach_is_that_url() -> None:
+    local = Result(host="local", project="p", action="start", status="changed",
+                   msg="started on http://127.0.0.1:8888/lab pid 7 in 1.0s",
+                   facts={"pid": 7, "port": 8888, "url": "http://127.0.0.1:8888/lab"})
+    doc = Reporter("start", as_json=True, out=io.StringIO()).public([local])[0]
+    assert doc["msg"] == local.msg and doc["facts"]["reach"] == "http://127.0.0.1:8888/lab"
+
+
+def test_open_start_lines_carry_no_hint_to_run_open() -> None:
+    out = io.StringIO()
+    Reporter("open", out=out, err=io.StringIO()).event({"event": "result", "result": remote_start().to_dict()})
+    assert out.getvalue() == "changed: [box1] r1: start: started on box1:8810 pid 7 in 3.1s\n"
+
+
+def test_a_remote_login_line_names_its_host_and_a_dash_h_host_gets_its_options() -> None:
+    out = io.StringIO()
+    reporter = Reporter("start", show_token=True, out=out, err=io.StringIO())
+    reporter.via["box1"] = ["-H", "al@box1", "-i", "/keys/my key"]
+    reporter.event({"event": "result", "result": remote_start().to_dict()})
+    hint = "jlc -H al@box1 -i '/keys/my key' open r1"
+    assert out.getvalue().splitlines() == [
+        f"changed: [box1] r1: started on box1:8810 pid 7 in 3.1s (reach it with '{hint}')",
+        f"    login URL on box1: http://127.0.0.1:8810/lab?token=sekrit0123456789 (from here: {hint})"]
+
+
+def test_status_tables_show_remote_servers_by_place() -> None:
+    from lifecycle.report import live_frame, unmanaged_table
+
+    rows: list[dict[str, Any]] = [
+        {"name": "r1", "host": "box1", "state": "running", "pid": 7, "port": 8810,
+         "url": "http://127.0.0.1:8810/lab", "reach": "jlc open r1",
+         "token_url": "http://127.0.0.1:8810/lab?token=sekrit0123456789"},
+        {"name": "l1", "host": "local", "state": "running", "pid": 8, "port": 8888,
+         "url": "http://127.0.0.1:8888/lab", "reach": "http://127.0.0.1:8888/lab",
+         "token_url": "http://127.0.0.1:8888/lab?token=local0123456789"},
+    ]
+    plain = status_table(rows)
+    assert "box1:8810 (jlc open r1)" in plain and "127.0.0.1:8810" not in plain
+    assert "http://127.0.0.1:8888/lab" in plain and "token" not in plain
+    shown = status_table(rows, show_token=True)
+    assert "box1:8810 (jlc open r1) token=sekrit0123456789" in shown
+    assert "http://127.0.0.1:8888/lab?token=local0123456789" in shown
+    frame = live_frame({"projects": rows}, {}, 2.0, 10_000)
+    assert "box1:8810 (jlc open r1)" in frame and "127.0.0.1:8810" not in frame and "token" not in frame
+    unmanaged = unmanaged_table([{"host": "box1", "pid": 9, "port": 8899, "url": "http://127.0.0.1:8899/",
+                                  "reach": None, "root_dir": "/srv", "started": None, "rss_bytes": None}])
+    assert "box1:8899" in unmanaged and "127.0.0.1" not in unmanaged
+
+
+def test_which_on_a_remote_host_says_the_url_is_that_hosts() -> None:
+    from lifecycle.report import which_text
+
+    doc = {"target": "8810", "kind": "port", "host": "box1", "project": "r1", "pid": 7, "port": 8810,
+           "url": "http://127.0.0.1:8810/lab", "reach": "jlc open r1", "started": None}
+    text = which_text(doc)
+    assert "url:        http://127.0.0.1:8810/lab (on box1)" in text and "reach:      jlc open r1" in text
+    local = which_text({**doc, "host": "local", "reach": doc["url"]})
+    assert "(on " not in local and "reach:" not in local

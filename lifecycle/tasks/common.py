@@ -209,12 +209,26 @@ def prepare(c: Any, task: str, pattern: str | None, tag: list[str] | None, host:
             show_token: bool = False) -> tuple[Reporter, Inventory, list[Project]]:
     """Load the inventory, honour -H, select projects."""
     reporter = Reporter(task, as_json=as_json, show_token=show_token)
-    inv, forced = context_host(c, load(reporter))
+    base = load(reporter)
+    inv, forced = context_host(c, base)
     if forced is not None:
         if host and host != forced:
             raise UsageError(f"--host {host} contradicts -H {forced}")
         host = forced
+        if not any(p.host == forced for p in base.projects.values()):
+            # Its projects exist only for -H: the commands we suggest (jlc open NAME) need it too.
+            reporter.via[forced] = dash_h(inv.hosts[forced])
     return reporter, inv, choose(inv, pattern, tag, host)
+
+
+def dash_h(target: Host) -> list[str]:
+    """The options that reach ``target`` again: ``-H NAME``, and for an ad-hoc host the -S and -i it came with."""
+    words = ["-H", target.name]
+    if target.adhoc and target.ssh_config:
+        words += ["-S", target.ssh_config]
+    if target.adhoc and target.identity:
+        words += ["-i", target.identity]
+    return words
 
 
 def query(c: Any, task: str, pattern: str | None, tag: list[str] | None, host: str | None,

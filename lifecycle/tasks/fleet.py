@@ -15,7 +15,7 @@ from ..config_doc import config_document
 from ..errors import InventoryError, UsageError
 from ..host import discover as host_discover
 from ..inventory import LOCAL, USER_INVENTORY, Inventory, find_inventory, load_inventory
-from ..report import Reporter, config_toml, orphans_table, ports_table, redact, which_text
+from ..report import Reporter, config_toml, orphans_table, ports_table, redact, which_text, with_reach
 from .common import Run, lc_task, prepare, query, run_action
 from .flags import COUNT, DIR, FILE, SECONDS, TARGET, WATCH
 
@@ -71,6 +71,10 @@ def status_document(run: Run) -> dict[str, Any]:
              "tracked": None, "note": why, "restarts": None, "last_exit": None, "cpu_seconds": None}
             for p in run.projects if p.host == h)
     doc["projects"].sort(key=lambda r: (r["host"] != LOCAL, r["host"], r["name"]))
+    # The hosts' URLs are theirs (127.0.0.1 there); reach says how to get to each server from here.
+    reach = run.reporter.reach
+    doc["projects"] = [with_reach(r, reach(r["host"], r["name"], r.get("url"))) for r in doc["projects"]]
+    doc["unmanaged"] = [with_reach(r, reach(r["host"], None, r.get("url"))) for r in doc["unmanaged"]]
     return doc
 
 
@@ -152,6 +156,7 @@ def which(c: Any, target: str, host: str | None = None, json: bool = False, show
         raise UsageError(doc["error"])
     if not show_token:
         doc.pop("token_url", None)  # a host layer that gave it anyway
+    doc = with_reach(doc, run.reporter.reach(str(doc.get("host")), doc.get("project"), doc.get("url")))
     if json:
         run.reporter.json(doc)
     else:
