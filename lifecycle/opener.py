@@ -119,14 +119,8 @@ def _running(inv: Inventory, projects: list[Project], opts: OpenOptions, reporte
     ready: list[tuple[Project, Endpoint]] = []
     stopped: list[Project] = []
     for project in projects:
-        answer = answers[project.host]
-        if "unreachable" in answer:
-            reporter.problem(project.host, project.name, f"host {project.host} unreachable: {answer['unreachable']}")
-            outcome.fail(EXIT_UNREACHABLE)
-            continue
-        if "error" in answer:
-            reporter.problem(project.host, project.name, f"host {project.host}: {answer['error']}")
-            outcome.fail(EXIT_FAILED)
+        answer = _answered(project, answers, reporter, outcome)
+        if answer is None:
             continue
         row = next((r for r in answer.get("projects", []) if r.get("name") == project.name), None)
         where = endpoint(project, row) if row else None
@@ -151,16 +145,30 @@ def _running(inv: Inventory, projects: list[Project], opts: OpenOptions, reporte
     return ready
 
 
+def _answered(project: Project, answers: dict[str, dict[str, Any]], reporter: Reporter,
+              outcome: Outcome) -> dict[str, Any] | None:
+    """The host's answer for ``project``, or None after saying why there is none (unreachable: exit 4;
+    an error document: exit 1)."""
+    answer = answers[project.host]
+    if "unreachable" in answer:
+        reporter.problem(project.host, project.name, f"host {project.host} unreachable: {answer['unreachable']}")
+        outcome.fail(EXIT_UNREACHABLE)
+        return None
+    if "error" in answer:
+        reporter.problem(project.host, project.name, f"host {project.host}: {answer['error']}")
+        outcome.fail(EXIT_FAILED)
+        return None
+    return answer
+
+
 def _start(inv: Inventory, projects: list[Project], reporter: Reporter,
            outcome: Outcome) -> list[tuple[Project, Endpoint]]:
     answers = transport.run(inv, "start", projects, {"check": False, "port": None, "foreground": False},
                             reporter.event)
     started: list[Project] = []
     for project in projects:
-        answer = answers[project.host]
-        if "unreachable" in answer:
-            reporter.problem(project.host, project.name, f"host {project.host} unreachable: {answer['unreachable']}")
-            outcome.fail(EXIT_UNREACHABLE)
+        answer = _answered(project, answers, reporter, outcome)
+        if answer is None:
             continue
         results = [r for r in answer.get("results", []) if r.get("project") == project.name]
         if not results or any(r.get("status") in (FAILED, UNREACHABLE) for r in results):

@@ -313,6 +313,9 @@ def test_open_starts_a_stopped_project_only_when_asked(ws: Workspace, ssh_lab: S
     opened = ws.cli("open", "r1", "--start", "--detach", "--no-browser")
     assert opened.returncode == 0, opened.stderr
     assert "changed: [box1] r1: start: started" in opened.stderr
+    start_line = next(ln for ln in opened.stderr.splitlines() if ": start: started" in ln)
+    # Where it started, by the host's name; no hint to run the open that is running.
+    assert " started on box1:" in start_line and "127.0.0.1" not in start_line and "reach it" not in start_line
     url = opened.stdout.strip()
     # The printed URL is the server's current one: its token works through the tunnel.
     current = ws.json("status", "--show-token")["projects"][0]["token_url"]
@@ -457,3 +460,30 @@ def test_simultaneous_detached_opens_make_one_tunnel(ws: Workspace, ssh_lab: Ssh
         stopped = ws.cli("stop", "r1")
     assert closed.returncode == 0 and stopped.returncode == 0, closed.stderr + stopped.stderr
     wait_for(lambda: tunnels(ws) == [], 10, "the tunnel to be closed")
+
+
+@pytest.mark.parametrize("step", ["status", "start"])
+def test_open_says_why_when_a_host_answers_with_an_error(monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    """Each step of open (asking where the server is, starting it) reports a host's error document
+    for each of its projects and fails with 1; an unreachable host fails with 4. The transport is the seam."""
+    from lifecycle import opener
+    from lifecycle.inventory import Host, Inventory, Project
+    from lifecycle.report import Reporter
+
+    projects = [Project(name="r1", path="/srv/r1", host="box1"), Project(name="r2", path="/srv/r2", host="box2")]
+    inv = Inventory(source=Path("/nowhere/inventory.toml"), projects={p.name: p for p in projects},
+                    hosts={h: Host(h, h) for h in ("box1", "box2")}, defaults={})
+    answers = {"box1": {"version": 1, "error": "Python 3.9+ is needed on this host, found 3.8.18"},
+               "box2": {"unreachable": "cannot connect to box2:22: Connection refused"}}
+    monkeypatch.setattr(opener.transport, "run", lambda *args, **kwargs: answers)
+    err = io.StringIO()
+    reporter = Reporter("open", out=err, err=err)
+    outcome = opener.Outcome()
+    if step == "status":
+        ready = opener._running(inv, projects, opener.OpenOptions(), reporter, outcome)
+    else:
+        ready = opener._start(inv, projects, reporter, outcome)
+    assert ready == [] and outcome.code == 4
+    assert err.getvalue().splitlines() == [
+        "error: [box1] r1: host box1: Python 3.9+ is needed on this host, found 3.8.18",
+        "error: [box2] r2: host box2 unreachable: cannot connect to box2:22: Connection refused"]
