@@ -466,7 +466,7 @@ def test_simultaneous_detached_opens_make_one_tunnel(ws: Workspace, ssh_lab: Ssh
 def test_open_says_why_when_a_host_answers_with_an_error(monkeypatch: pytest.MonkeyPatch, step: str) -> None:
     """Each step of open (asking where the server is, starting it) reports a host's error document
     for each of its projects and fails with 1; an unreachable host fails with 4. The transport is the seam."""
-    from lifecycle import opener
+    from lifecycle import opener, transport
     from lifecycle.inventory import Host, Inventory, Project
     from lifecycle.report import Reporter
 
@@ -475,7 +475,7 @@ def test_open_says_why_when_a_host_answers_with_an_error(monkeypatch: pytest.Mon
                     hosts={h: Host(h, h) for h in ("box1", "box2")}, defaults={})
     answers = {"box1": {"version": 1, "error": "Python 3.9+ is needed on this host, found 3.8.18"},
                "box2": {"unreachable": "cannot connect to box2:22: Connection refused"}}
-    monkeypatch.setattr(opener.transport, "run", lambda *args, **kwargs: answers)
+    monkeypatch.setattr(transport, "run", lambda *args, **kwargs: answers)
     err = io.StringIO()
     reporter = Reporter("open", out=err, err=err)
     outcome = opener.Outcome()
