@@ -215,3 +215,15 @@ def test_which_on_a_remote_host_says_the_url_is_that_hosts() -> None:
     assert "url:        http://127.0.0.1:8810/lab (on box1)" in text and "reach:      jlc open r1" in text
     local = which_text({**doc, "host": "local", "reach": doc["url"]})
     assert "(on " not in local and "reach:" not in local
+
+
+def test_dash_h_words_bring_an_ad_hoc_hosts_options_along() -> None:
+    from lifecycle.inventory import Host
+    from lifecycle.tasks.common import dash_h
+
+    assert dash_h(Host("box1", "10.0.0.5", identity="/k", ssh_config="/c")) == ["-H", "box1"]
+    adhoc = Host("al@box2", "al@box2", identity="/keys/box2", ssh_config="/etc/ssh/lab config", adhoc=True)
+    assert dash_h(adhoc) == ["-H", "al@box2", "-S", "/etc/ssh/lab config", "-i", "/keys/box2"]
+    from lifecycle.report import open_command
+
+    assert open_command("far", dash_h(adhoc)) == "jlc -H al@box2 -S '/etc/ssh/lab config' -i /keys/box2 open far"
