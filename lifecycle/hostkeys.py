@@ -119,7 +119,12 @@ def secure(conn: Any, target: Host, trust_new: bool) -> None:
     for hop in hops(conn):
         known = known_hosts_path(target, hop.ssh_config)
         if os.path.exists(known):
-            hop.client.load_host_keys(known)
+            try:
+                hop.client.load_host_keys(known)
+            except (OSError, UnicodeError, ValueError, paramiko.SSHException) as exc:
+                # Refusing is the safe answer: an unreadable file might hold a key that would be refused.
+                raise HostUnreachable(f"cannot read the known_hosts file {known}: "
+                                      f"{getattr(exc, 'strerror', None) or exc}") from None
         # ssh's own opt-in spelling counts too; a changed key is refused either way.
         opted_in = str(hop.ssh_config.get("stricthostkeychecking", "")).lower() in ("accept-new", "no", "off")
         trust = trust_new or opted_in or os.environ.get("JLC_TRUST_NEW_HOSTS") == "1"

@@ -435,3 +435,18 @@ def test_proxyjump_from_ssh_config_is_honoured_and_checked(ws: Workspace, ssh_la
         f"changed: [box2-via-box1] host key added to {partial}: [{box1.address}]:{box1.port} ssh-ed25519 "
         f"{fingerprints['box1']}"]
     assert ws.cli("status").returncode == 0
+
+
+def test_unreadable_known_hosts_refuses_in_one_line(ws: Workspace, ssh_lab: SshLab) -> None:
+    """A known_hosts that cannot be read (here a directory) refuses the host: it might hold a refusal."""
+    known = ws.root / "known_hosts_dir"
+    known.mkdir()
+    ws.extra_toml = ssh_lab.hosts_toml("box1", known_hosts=known)
+    ws.project("r1", host="box1")
+    proc = ws.cli("status", "--json")
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr, proc.stderr
+    note = json.loads(proc.stdout)["projects"][0]["note"]
+    assert f"cannot read the known_hosts file {known}" in note, note
+    trust = ws.cli("trust", "box1")
+    assert trust.returncode == 1 and "Traceback" not in trust.stderr, trust.stderr
+    assert trust.stderr.strip().splitlines() == [f"error: cannot read the known_hosts file {known}: Is a directory"]

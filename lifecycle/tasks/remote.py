@@ -92,11 +92,19 @@ def trust(c: Any, host: str) -> None:
         raise UsageError(f"no host {host!r} in {inv.source}; hosts: {', '.join(inv.hosts) or '(none)'} (a host "
                          f"reached with -H only: run 'ssh HOST' once, which shows the fingerprint and records it)")
     path = known_hosts_file(inv.hosts[host])
-    known = paramiko.HostKeys(path) if os.path.exists(path) else paramiko.HostKeys()
+    try:
+        known = paramiko.HostKeys(path) if os.path.exists(path) else paramiko.HostKeys()
+    except (OSError, UnicodeError, ValueError, paramiko.SSHException) as exc:
+        raise LifecycleError(f"cannot read the known_hosts file {path}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+    size = os.path.getsize(path) if os.path.exists(path) else 0
     try:
         conn = connect(inv.hosts[host], trust_new=True)
     except HostUnreachable as exc:
-        raise LifecycleError(f"host {host} unreachable: {exc}", EXIT_UNREACHABLE) from None
+        # The key is recorded before authentication: a login that then fails has still trusted it.
+        grew = (os.path.getsize(path) if os.path.exists(path) else 0) != size
+        recorded = f" (its host key was recorded in {path} before that)" if grew else ""
+        raise LifecycleError(f"host {host} unreachable: {exc}{recorded}", EXIT_UNREACHABLE) from None
     try:
         keys = [(known_hosts_name(hop.host, hop.port), hop.transport.get_remote_server_key()) for hop in hops(conn)]
     finally:
