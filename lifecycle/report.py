@@ -193,6 +193,9 @@ class Reporter:
                     if self.show_login and r.secret.get("token_url"):
                         line += "\n" + login_line(r, self.via.get(r.host))
                     print(paint(line, r.status, self.out), file=self.out, flush=True)
+            elif kind == "warning" and not self.as_json:
+                self._clear_progress()
+                print(f"warning: {event.get('project')}: {event.get('msg')}", file=self.err)
             elif kind == "log" and not self.as_json:
                 self._clear_progress()
                 text = event.get("text", "")

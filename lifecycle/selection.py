@@ -92,7 +92,8 @@ def _check_tags(inv: Inventory, tags: set[str]) -> None:
                              + (", ".join(known) or "(none)"))
 
 
-def _hosts(inv: Inventory, hosts: str) -> set[str]:
+def hosts_of(inv: Inventory, hosts: str) -> set[str]:
+    """The hosts a --host value names ('a,b': both); each must be in the inventory."""
     known = [LOCAL, *inv.hosts]
     wanted = {h.strip() for h in hosts.split(",") if h.strip()}
     if not wanted:
@@ -101,6 +102,15 @@ def _hosts(inv: Inventory, hosts: str) -> set[str]:
         if h not in known:
             raise UsageError(f"no host {h!r} in the inventory{did_you_mean(h, known)}; hosts: {', '.join(known)}")
     return wanted
+
+
+def one_host(inv: Inventory, value: str, task: str) -> str:
+    """A --host value for a task that works on one host: a list is refused, not cut to its first name."""
+    names = sorted(hosts_of(inv, value))
+    if len(names) > 1:
+        raise UsageError(f"{task} works on one host, and --host {value!r} names {len(names)}; "
+                         "run it once per host")
+    return names[0]
 
 
 def select(inv: Inventory, pattern: str | None = None, tags: Iterable[str] = (),
@@ -120,7 +130,7 @@ def select(inv: Inventory, pattern: str | None = None, tags: Iterable[str] = (),
         _check_tags(inv, tag_set)
         chosen = [p for p in chosen if tag_set & set(p.tags)]
     if hosts is not None:
-        wanted = _hosts(inv, hosts)
+        wanted = hosts_of(inv, hosts)
         chosen = [p for p in chosen if p.host in wanted]
     if not chosen:
         asked = ", ".join(filter(None, [

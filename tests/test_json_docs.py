@@ -136,8 +136,8 @@ class Checker:
 
 def test_the_notation_is_read() -> None:
     shapes = documented()
-    assert set(shapes) == {"status", "ports", "orphans", "which", "config", "logs", "discover", "tunnels",
-                           "actions", "audit"}
+    assert set(shapes) == {"status", "ports", "orphans", "which", "which_hosts", "config", "logs", "discover",
+                           "tunnels", "actions", "audit"}
     assert shapes["actions"].keys["results"][1].item.keys["facts"] == (True, SCALAR)
     assert isinstance(shapes["actions"].keys["recap"][1].any_key, Shape)
 
@@ -164,6 +164,11 @@ def test_every_document_matches_the_docs(ws: Workspace, checker: Checker) -> Non
         check("which", ws.json("which", f"pid:{os.getpid()}"))
         check("which", ws.json("which", str(b[5])))
         check("which", ws.json("which", str(ws.root)))
+        several = ws.json("which", str(port), "--host", "local,dead", expect=4)
+        check("which_hosts", several)
+        assert [a["project"] for a in several["answers"]] == ["alpha"] and list(several["unreachable"]) == ["dead"]
+        for answer in several["answers"]:
+            check("which", {"version": 1, **answer})
         check("ports", ws.json("ports", expect=4))
         check("logs", ws.json("logs", "*", expect=4))
         check("config", ws.json("config"))

@@ -30,10 +30,11 @@ from . import (
     which,
 )
 from .context import Emit, OpContext
-from .fleet import survey
+from .fleet import Survey, survey
 from .fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
 from .layout import Layout
 from .lock import LockTimeout, project_lock, venv_lock
+from .procs import boot_id
 from .results import FAILED, SKIPPED, Result
 from .spec import ProjectSpec
 
@@ -125,6 +126,12 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
     known_by_name = {s.name: s for s in (ProjectSpec.from_dict(d) for d in request.get("known", []))}
     known_by_name.update({s.name: s for s in specs})
     known = list(known_by_name.values())
+    # The other inventory hosts' projects: one of them may be on this machine under another host name.
+    peers = [ProjectSpec.from_dict(d) for d in request.get("peers", [])]
+
+    def look() -> Survey:
+        return survey(known, peers=peers)
+
     workers = max(1, int(opts.get("workers") or DEFAULT_WORKERS))
     timeout = opts.get("timeout")
 
@@ -140,31 +147,37 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         except UnreadableFile as exc:
             why = str(exc)
         return {"version": PROTOCOL, "path": path, "text": None, "why": why}
+    if op == "machine":
+        # Which hosts of a command are one machine, asked before a machine-wide kill.
+        return {"version": PROTOCOL, "machine": boot_id()}
     if op == "status":
-        return status.status(specs, known, ctx, show_token=bool(opts.get("show_token")))
+        return status.status(specs, known, ctx, show_token=bool(opts.get("show_token")), peers=peers)
+    # "machine" in the fleet views: the controller lists a machine reached under two host names once.
     if op == "ports":
-        return {"version": PROTOCOL, "ports": portmap.port_map(specs, known, survey(known), ctx.host)}
+        return {"version": PROTOCOL, "ports": portmap.port_map(specs, known, look(), ctx.host), "machine": boot_id()}
     if op == "orphans":
-        found = survey(known)
+        found = look()
         if not opts.get("kill"):
-            return {"version": PROTOCOL, "orphans": orphans.orphan_rows(found, ctx.host)}
+            return {"version": PROTOCOL, "orphans": orphans.orphan_rows(found, ctx.host), "machine": boot_id()}
         results = orphans.kill_orphans(found, ctx, bool(opts.get("include_unmanaged")),
-                                       float(timeout or 10.0), {s.name for s in specs})
+                                       float(timeout or 10.0), {s.name for s in specs},
+                                       unmanaged=opts.get("unmanaged", True) is not False)
         return _actions(results)
     if op == "audit":
         return audit_fix.run(specs, known, ctx, opts)
     if op == "stop-server":
-        result = stop_server.stop_server(str(opts.get("target", "")), survey(known), ctx, float(timeout or 10.0))
+        result = stop_server.stop_server(str(opts.get("target", "")), look(), ctx, float(timeout or 10.0))
         ctx.done(result)
         return _actions([result])
     if op == "which":
         try:
-            return which.which(str(opts.get("target", "")), known, survey(known), ctx.host,
-                               show_token=bool(opts.get("show_token")))
+            answer = which.which(str(opts.get("target", "")), known, look(), ctx.host,
+                                 show_token=bool(opts.get("show_token")))
         except which.WhichError as exc:
-            return {"version": PROTOCOL, "error": str(exc)}
+            answer = {"version": PROTOCOL, "error": str(exc)}
+        return {**answer, "machine": boot_id()}
     if op == "cull":
-        found = survey(known)
+        found = look()
         idle = opts.get("idle")
         kernels_only = bool(opts.get("kernels"))
         return _actions(_each(specs, ctx, workers, lambda s: cull.cull(
@@ -188,6 +201,9 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         if opts.get("follow"):
             # Like tail -f: the last lines first, then whatever is written next.
             for entry in logs.show(specs, int(opts.get("lines", 50))):
+                if entry["missing"]:
+                    emit({"event": "warning", "project": entry["project"],
+                          "msg": f"project missing: {entry['missing']}"})
                 if entry["lines"]:
                     emit({"event": "log", "project": entry["project"], "text": "\n".join(entry["lines"]) + "\n"})
             logs.follow(specs, ctx)
@@ -199,14 +215,14 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
     # One process scan serves every project of the request; each project then
     # re-reads its own pid files under its lock (and looks up live any pid the
     # scan predates).  restart's start looks again, after the stop changed the world.
-    scan = survey(known) if op in ("start", "start-all", "stop", "stop-all", "restart") else None
+    scan = look() if op in ("start", "start-all", "stop", "stop-all", "restart") else None
     actions: Dict[str, Callable[[ProjectSpec], List[Result]]] = {
         "bootstrap": lambda s: _bootstrap_locked(s, ctx),
         "start": lambda s: [start.start(s, ctx, port=port, found=scan)],
         "start-all": lambda s: [start.start(s, ctx, found=scan)],
         "stop": lambda s: [stop.stop(s, ctx, timeout=timeout, found=scan)],
         "stop-all": lambda s: [stop.stop(s, ctx, timeout=timeout, skip_busy=skip_busy, found=scan)],
-        "restart": lambda s: restart.restart(s, ctx, scan or survey(known), lambda: survey(known),
+        "restart": lambda s: restart.restart(s, ctx, scan or look(), look,
                                              port=port, timeout=timeout),
         "adopt": lambda s: _adopt_locked(s, ctx, str((opts.get("scripts") or {}).get(s.name, "")),
                                          bool(opts.get("force"))),
@@ -220,8 +236,9 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
     if op == "stop-all":
         # Everything else of these projects too: untracked servers and kernels whose server is gone.
         # Servers outside every project are not these projects' business unless asked for.
-        extra = orphans.kill_orphans(survey(known), ctx, bool(opts.get("include_unmanaged")),
-                                     float(timeout or 10.0), {s.name for s in specs}, sweep_of_projects=True)
+        extra = orphans.kill_orphans(look(), ctx, bool(opts.get("include_unmanaged")),
+                                     float(timeout or 10.0), {s.name for s in specs}, sweep_of_projects=True,
+                                     unmanaged=opts.get("unmanaged", True) is not False)
         results += extra
     if op == "start" and opts.get("foreground") and len(results) == 1 and results[0].facts.get("pid"):
         if results[0].changed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import psutil
 
@@ -135,11 +135,21 @@ def _kernel_project(kernel: Proc, roots: Dict[str, str]) -> Optional[str]:
     return deepest(paths, roots)
 
 
-def survey(known: List[ProjectSpec], snapshot: Optional[Snapshot] = None) -> Survey:
-    """Look at every Jupyter process on this host once.  Reads only; changes nothing."""
+def survey(known: List[ProjectSpec], snapshot: Optional[Snapshot] = None,
+           peers: Sequence[ProjectSpec] = ()) -> Survey:
+    """Look at every Jupyter process on this host once.  Reads only; changes nothing.
+
+    ``peers`` are the projects of the inventory's other hosts.  One of them joins ``known`` when its
+    server is identified running here (its pid file, or its own runtime dir, names a live server of
+    this machine): the other host is this machine under another name, and that server is its
+    project's, never an orphan or unmanaged.  A peer with nothing running here changes nothing.
+    """
     snap = snapshot or take_snapshot()
     layouts = {s.name: Layout.of(s) for s in known}
     tracking = {name: find_server(lay, snap) for name, lay in layouts.items()}
+    for spec in peers:
+        if spec.name not in layouts:
+            _join_if_here(spec, snap, layouts, tracking)
     result = Survey(snapshot=snap, layouts=layouts, tracking=tracking)
     roots = result.roots()
     tracked = {t.server.pid: name for name, t in tracking.items() if t.server is not None and t.server.tracked}
@@ -161,6 +171,20 @@ def survey(known: List[ProjectSpec], snapshot: Optional[Snapshot] = None) -> Sur
         if entry is not None:
             result.orphan_kernels.append(entry)
     return result
+
+
+def _join_if_here(spec: ProjectSpec, snap: Snapshot, layouts: Dict[str, Layout],
+                  tracking: Dict[str, Tracking]) -> None:
+    try:
+        layout = Layout.of(spec)
+        if not layout.root.is_dir():
+            return
+        found = find_server(layout, snap)
+    except (OSError, ValueError):
+        return  # a path that means nothing here: that project is not on this machine
+    if found.server is not None:
+        layouts[spec.name] = layout
+        tracking[spec.name] = found
 
 
 def owned_by_me(proc: Proc) -> bool:

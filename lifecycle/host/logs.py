@@ -9,18 +9,24 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .context import OpContext
+from .fsutil import not_a_directory
 from .layout import Layout
 from .logrotate import rotated, rotating, tail
 from .spec import ProjectSpec
 
 
 def show(specs: List[ProjectSpec], lines: int) -> List[Dict[str, Any]]:
-    """The last ``lines`` lines of each log, read on into the rotated ones when the current is shorter."""
+    """The last ``lines`` lines of each log, read on into the rotated ones when the current is shorter.
+
+    ``missing`` says why a project's directory cannot be read (gone, not cloned yet), else None.
+    """
     out = []
     for spec in specs:
-        path = Layout.of(spec).log_file
-        out.append({"project": spec.name, "path": str(path), "exists": path.exists(),
-                    "lines": tail(path, lines, spec.log_keep)})
+        layout = Layout.of(spec)
+        path = layout.log_file
+        missing = not_a_directory(str(layout.root))
+        out.append({"project": spec.name, "path": str(path), "exists": missing is None and path.exists(),
+                    "missing": missing, "lines": tail(path, lines, spec.log_keep) if missing is None else []})
     return out
 
 

@@ -59,13 +59,16 @@ def orphan_rows(found: Survey, host: str) -> List[Dict[str, Any]]:
 
 
 def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False, timeout: float = 10.0,
-                 projects: Optional[Set[str]] = None, sweep_of_projects: bool = False) -> List[Result]:
+                 projects: Optional[Set[str]] = None, sweep_of_projects: bool = False,
+                 unmanaged: bool = True) -> List[Result]:
     """Stop orphan servers (graceful, then forceful, kernels reaped) and orphan kernels.
 
     Only orphans of ``projects`` (all when None) are touched; unmanaged servers
     only with ``include_unmanaged``; never another user's processes.  As part of
     stop-all (``sweep_of_projects``) orphans that belong to no project are
-    neither reported nor touched unless ``include_unmanaged``.
+    neither reported nor touched unless ``include_unmanaged``.  Without
+    ``unmanaged`` whatever belongs to no project is neither reported nor
+    touched: another host name of this machine, in the same command, sees to it.
     """
     results: List[Result] = []
 
@@ -76,6 +79,8 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
     for entry in found.orphan_servers():
         proc = entry.view.proc
         if projects is not None and entry.project is not None and entry.project not in projects:
+            continue
+        if entry.project is None and not unmanaged:
             continue
         if entry.project is None and not include_unmanaged:
             if not sweep_of_projects:
@@ -93,6 +98,8 @@ def kill_orphans(found: Survey, ctx: OpContext, include_unmanaged: bool = False,
         proc = kernel.proc
         what = "orphan kernel" if kernel.kind == "kernel" else "process left by a kernel,"
         if projects is not None and kernel.project is not None and kernel.project not in projects:
+            continue
+        if kernel.project is None and not unmanaged:
             continue
         if kernel.project is None and not include_unmanaged and (sweep_of_projects or kernel.kind != "kernel"):
             # A process outside every project is known only by its environment: not ours to end unasked.

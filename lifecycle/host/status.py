@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List, Sequence, Set
 
 from . import jupyter_api, runstate
 from .context import OpContext
@@ -123,13 +123,14 @@ def unmanaged_rows(found: Survey, host: str, claimed: Set[int]) -> List[Dict[str
 
 
 def status(specs: List[ProjectSpec], known: List[ProjectSpec], ctx: OpContext,
-           show_token: bool = False) -> Dict[str, Any]:
+           show_token: bool = False, peers: Sequence[ProjectSpec] = ()) -> Dict[str, Any]:
     """Status of the given projects plus unmanaged servers, from one process snapshot.
 
     ``known`` is every project on this host (selected or not), so that a
-    server of an unselected project is not called unmanaged.
+    server of an unselected project is not called unmanaged; ``peers`` (the
+    other hosts' projects) do the same for this machine reached under another name.
     """
-    found = survey(known)
+    found = survey(known, peers=peers)
     with ThreadPoolExecutor(max_workers=_PROBE_WORKERS) as pool:
         rows = list(pool.map(lambda s: project_row(s, found, ctx.host, show_token), specs))
     claimed = {r["pid"] for r in rows if r["pid"] is not None}

@@ -15,9 +15,9 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
 from .. import transport
-from ..errors import EXIT_UNREACHABLE, LifecycleError, UsageError
+from ..errors import EXIT_UNREACHABLE, InventoryError, LifecycleError, UsageError
 from ..host.results import UNREACHABLE, Result
-from ..inventory import LOCAL, Host, Inventory, Project, load_inventory, parse_inventory
+from ..inventory import LOCAL, USER_INVENTORY, Host, Inventory, Project, find_inventory, load_inventory, parse_inventory
 from ..report import Reporter, exit_code
 from ..selection import select
 from . import flags
@@ -127,8 +127,24 @@ def boundary(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load(reporter: Reporter) -> Inventory:
-    inv = load_inventory()
+def given_host(c: Any) -> str | None:
+    """The host named with ``-H`` (Fabric's context), if any."""
+    return getattr(c, "original_host", None) or getattr(c, "host", None)
+
+
+def load(reporter: Reporter, c: Any = None) -> Inventory:
+    """The inventory.  Under ``-H HOST`` having none at all is fine: the host's own file lists its
+    projects, so an empty inventory (at the place one would be looked for) stands in."""
+    adhoc = c is not None and bool(given_host(c))
+    try:
+        path = find_inventory()
+    except InventoryError:
+        if not adhoc:
+            raise
+        path = Path(USER_INVENTORY).expanduser()
+    if adhoc and not os.path.lexists(path):
+        return parse_inventory("", path.absolute())
+    inv = load_inventory(path)
     for warning in inv.warnings:
         reporter.warn(f"{inv.source}: {warning}")
     return inv
@@ -169,7 +185,7 @@ def context_host(c: Any, inv: Inventory) -> tuple[Inventory, str | None]:
     X may be an inventory host's name or address; any other host is reached
     as given, and its projects come from its own inventory file.
     """
-    given = getattr(c, "original_host", None) or getattr(c, "host", None)
+    given = given_host(c)
     if not given:
         return inv, None
     for name, h in inv.hosts.items():
@@ -181,7 +197,10 @@ def context_host(c: Any, inv: Inventory) -> tuple[Inventory, str | None]:
     connect_kwargs = getattr(c, "connect_kwargs", None) or {}
     key_files = connect_kwargs.get("key_filename") or []
     timeout = connect_kwargs.get("timeout")
+    # Fabric took `user@` and `:port` off the -H value (original_host keeps the rest): they are on c.
+    port = getattr(c, "port", None)
     adhoc = Host(name=given, address=given, user=None if "@" in given else getattr(c, "user", None),
+                 port=port if isinstance(port, int) and not isinstance(port, bool) else None,
                  identity=key_files[0] if key_files else None,
                  ssh_config=getattr(getattr(c, "config", None), "_runtime_ssh_path", None),
                  connect_timeout=float(timeout) if timeout else Host.connect_timeout,
@@ -196,7 +215,8 @@ def _with_remote_projects(inv: Inventory, host: str, path: str | None) -> tuple[
     if "unreachable" in answer:
         raise LifecycleError(f"host {host} unreachable: {answer['unreachable']}", EXIT_UNREACHABLE)
     if answer.get("text") is None:
-        raise UsageError(f"{host} has no projects in {inv.source}, and no inventory of its own at "
+        here = f"in {inv.source}" if os.path.lexists(inv.source) else f"here (no inventory at {inv.source})"
+        raise UsageError(f"{host} has no projects {here}, and no inventory of its own at "
                          f"{answer.get('path')} ({answer.get('why') or 'missing'})")
     theirs = parse_inventory(str(answer["text"]), Path(str(answer["path"])), remote=host)
     clashes = sorted(set(theirs.projects) & set(inv.projects))
@@ -209,16 +229,22 @@ def prepare(c: Any, task: str, pattern: str | None, tag: list[str] | None, host:
             show_token: bool = False) -> tuple[Reporter, Inventory, list[Project]]:
     """Load the inventory, honour -H, select projects."""
     reporter = Reporter(task, as_json=as_json, show_token=show_token)
-    base = load(reporter)
-    inv, forced = context_host(c, base)
+    inv, forced = with_context_host(c, reporter)
     if forced is not None:
         if host and host != forced:
             raise UsageError(f"--host {host} contradicts -H {forced}")
         host = forced
-        if not any(p.host == forced for p in base.projects.values()):
-            # Its projects exist only for -H: the commands we suggest (jlc open NAME) need it too.
-            reporter.via[forced] = dash_h(inv.hosts[forced])
     return reporter, inv, choose(inv, pattern, tag, host)
+
+
+def with_context_host(c: Any, reporter: Reporter) -> tuple[Inventory, str | None]:
+    """The inventory (none needed under -H) with the -H host and its projects; the -H host if any."""
+    base = load(reporter, c)
+    inv, forced = context_host(c, base)
+    if forced is not None and not any(p.host == forced for p in base.projects.values()):
+        # Its projects exist only for -H: the commands we suggest (jlc open NAME) need it too.
+        reporter.via[forced] = dash_h(inv.hosts[forced])
+    return inv, forced
 
 
 def dash_h(target: Host) -> list[str]:

@@ -10,13 +10,15 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
-from .. import inventory_edit
+from .. import inventory_edit, transport
 from ..config_doc import config_document
 from ..errors import InventoryError, UsageError
 from ..host import discover as host_discover
 from ..inventory import LOCAL, USER_INVENTORY, Inventory, find_inventory, load_inventory
+from ..merge import answers_once, rows_once
 from ..report import Reporter, config_toml, orphans_table, ports_table, redact, which_text, with_reach
-from .common import Run, lc_task, prepare, query, run_action
+from ..selection import hosts_of
+from .common import Run, lc_task, prepare, query, run_action, with_context_host
 from .flags import COUNT, DIR, FILE, SECONDS, TARGET, WATCH
 
 
@@ -94,12 +96,22 @@ def config(c: Any, only: str | None = None, tag: Any = None, host: str | None = 
 def ports(c: Any, only: str | None = None, tag: Any = None, host: str | None = None, json: bool = False) -> None:
     """Every port of every project's range: free, jupyter (project, pid) or other; and servers outside them."""
     run = query(c, "ports", only, tag, host, {}, json)
-    rows = [row for resp in run.answered.values() for row in resp["ports"]]
+    rows = _by_host(rows_once(run.inv, run.answered, "ports", lambda r: r["port"], _union_ranges))
     if json:
         run.reporter.json({"version": 1, "ports": rows, "unreachable": run.unreachable})
     else:
         print(ports_table(rows))
     _done(run)
+
+
+def _union_ranges(kept: dict[str, Any], dropped: dict[str, Any]) -> None:
+    """A port seen under two host names of one machine lies in the ranges of both hosts' projects."""
+    kept["range"] = sorted(set(kept.get("range") or []) | set(dropped.get("range") or []))
+
+
+def _by_host(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows grouped by host (this machine first), each host's in the order it gave them."""
+    return sorted(rows, key=lambda r: (r["host"] != LOCAL, r["host"]))
 
 
 @lc_task(kinds={"timeout": SECONDS}, help={
@@ -125,7 +137,7 @@ def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout
         return
     run = query(c, "orphans", only, tag, host, {}, json)
     names = {p.name for p in run.projects}
-    rows = [row for resp in run.answered.values() for row in resp["orphans"]
+    rows = [row for row in _by_host(rows_once(run.inv, run.answered, "orphans", lambda r: (r["kind"], r["pid"])))
             if not narrowed or row["project"] in names]
     for row in rows:
         row["cmdline"] = redact(row["cmdline"])
@@ -142,25 +154,49 @@ def orphans(c: Any, kill: bool = False, include_unmanaged: bool = False, timeout
 
 @lc_task(kinds={"target": TARGET}, help={
     "target": "a port, a pid, or a path (force the kind with port:N or pid:N)",
-    "host": "ask this inventory host instead of this machine",
+    "host": "ask these inventory hosts instead of this machine ('a,b': each of them)",
     "show_token": "include the server's login URL with its token (yours only)",
 })
 def which(c: Any, target: str, host: str | None = None, json: bool = False, show_token: bool = False) -> None:
     """Who owns a port, a pid or a path: project, server, URL, uptime; or that nothing does."""
-    run = query(c, "which", None, None, host or (None if getattr(c, "host", None) else LOCAL),
-                {"target": target, "show_token": show_token}, json, show_token)
-    if run.unreachable:
-        _done(run)
-    doc = next(iter(run.answered.values()))
-    if "error" in doc:
-        raise UsageError(doc["error"])
-    if not show_token:
-        doc.pop("token_url", None)  # a host layer that gave it anyway
-    doc = with_reach(doc, run.reporter.reach(str(doc.get("host")), doc.get("project"), doc.get("url")))
+    reporter = Reporter("which", as_json=json, show_token=show_token)
+    inv, forced = with_context_host(c, reporter)
+    if forced is not None and host and host != forced:
+        raise UsageError(f"--host {host} contradicts -H {forced}")
+    hosts = [forced] if forced is not None else sorted(hosts_of(inv, host or LOCAL), key=lambda h: (h != LOCAL, h))
+    # A host is asked about its machine, whether or not the inventory has projects on it.
+    responses = transport.run(inv, "which", [], {"target": target, "show_token": show_token}, reporter.event,
+                              hosts=hosts)
+    run = Run(reporter, inv, [], responses)
+    docs = []
+    for h, doc in answers_once(inv, run.answered).items():
+        doc.pop("machine", None)
+        doc.setdefault("host", h)
+        if not show_token:
+            doc.pop("token_url", None)  # a host layer that gave it anyway
+        if "error" not in doc:
+            doc = with_reach(doc, reporter.reach(h, doc.get("project"), doc.get("url")))
+        docs.append(doc)
+    if len(hosts) == 1:
+        if run.unreachable:
+            _done(run)
+        if "error" in docs[0]:
+            raise UsageError(docs[0]["error"])
+        if json:
+            reporter.json(docs[0])
+        else:
+            print(which_text(docs[0]))
+        return
+    # Several hosts: each one's answer (one per machine), and which could not be asked.
+    answers = [{k: v for k, v in d.items() if k != "version"} for d in docs]
     if json:
-        run.reporter.json(doc)
+        reporter.json({"version": 1, "target": target, "answers": answers, "unreachable": run.unreachable})
     else:
-        print(which_text(doc))
+        print("\n\n".join(which_text(a) if "error" not in a else f"{'host:':<11} {a['host']}\n{'error:':<11} "
+                           f"{a['error']}" for a in answers))
+    if answers and all("error" in a for a in answers) and not run.unreachable:
+        raise Exit(code=2)
+    _done(run)
 
 
 _ALL_HELP = {

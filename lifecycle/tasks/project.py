@@ -93,7 +93,9 @@ def logs(c: Any, name: str, follow: bool = False, lines: int = 50, tag: Any = No
     for entry in entries:
         if len(entries) > 1:
             print(f"==> {entry['project']}: {entry['path']} <==")
-        if not entry["exists"]:
+        if entry.get("missing"):
+            print(f"(project {entry['project']} missing: {entry['missing']})", file=sys.stderr)
+        elif not entry["exists"]:
             print(f"(no log yet at {entry['path']})", file=sys.stderr)
         for line in entry["lines"]:
             print(line)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import transport
-from ..errors import LifecycleError, UsageError
+from ..errors import LifecycleError
 from ..host.results import UNREACHABLE, Result
 from ..inventory import LOCAL
 from ..report import Reporter
-from ..specs import project_spec
+from ..selection import one_host
 from .common import context_host, finish, lc_task, load
 from .flags import SECONDS, SERVER
 
@@ -22,13 +22,12 @@ def stop_server(c: Any, target: str, host: str | None = None, timeout: float | N
                 check: bool = False, json: bool = False) -> None:
     """Stop one Jupyter server by port or pid, like `jupyter server stop`, kernels reaped."""
     reporter = Reporter("stop-server", as_json=json)
-    inv, forced = context_host(c, load(reporter))
-    where = forced or host or LOCAL
-    if where != LOCAL and where not in inv.hosts:
-        raise UsageError(f"unknown host {where!r} (known: {', '.join([LOCAL, *inv.hosts])})")
-    known = [project_spec(p) for p in inv.projects.values() if p.host == where]
+    inv, forced = context_host(c, load(reporter, c))
+    where = forced or one_host(inv, host or LOCAL, "stop-server")
+    # With the other hosts' projects: a server one of them tracks on this machine is that project's.
+    known, peers = transport.known_and_peers(inv, [where])
     options = {"target": target, "check": check, "timeout": timeout}
-    answer = transport.call(inv, where, transport.build_request("stop-server", where, [], options, known),
+    answer = transport.call(inv, where, transport.build_request("stop-server", where, [], options, known, peers),
                             reporter.event)
     if "unreachable" in answer:
         result = Result(host=where, project=None, action="stop-server", status=UNREACHABLE,

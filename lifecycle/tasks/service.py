@@ -6,11 +6,12 @@ import os
 from typing import Any
 
 from .. import transport
-from ..errors import EXIT_UNREACHABLE, LifecycleError, UsageError
+from ..errors import EXIT_UNREACHABLE, LifecycleError
 from ..host.results import FAILED, UNREACHABLE, Result
 from ..host.service import SUPERVISOR
 from ..inventory import LOCAL, USER_INVENTORY, Inventory
 from ..report import Reporter, service_text
+from ..selection import one_host
 from ..service_units import fallback, render
 from .common import context_host, finish, lc_task, load
 from .flags import SERVICE_ACTION
@@ -34,10 +35,8 @@ def service(c: Any, action: str, host: str | None = None, linger: bool = False, 
             json: bool = False) -> None:
     """Install, remove or show the supervisor as a systemd user unit or a launchd agent (start at login)."""
     reporter = Reporter("service", as_json=json)
-    inv, forced = context_host(c, load(reporter))
-    where = forced or host or LOCAL
-    if where != LOCAL and where not in inv.hosts:
-        raise UsageError(f"unknown host {where!r} (known: {', '.join([LOCAL, *inv.hosts])})")
+    inv, forced = context_host(c, load(reporter, c))
+    where = forced or one_host(inv, host or LOCAL, "service")
     remote = where != LOCAL
     # The supervisor runs where the servers are, with that machine's own inventory.
     inventory = str(inv.source) if not remote else (inv.hosts[where].inventory or USER_INVENTORY)

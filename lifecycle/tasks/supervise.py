@@ -119,7 +119,7 @@ class _Printer:
 
 def _projects(c: Any, only: str | None, tag: list[str] | None, host: str | None,
               reporter: Reporter) -> tuple[Inventory, list[Project]]:
-    inv, forced = context_host(c, load(reporter))
+    inv, forced = context_host(c, load(reporter, c))
     return inv, choose(inv, only, tag, forced or host)
 
 
