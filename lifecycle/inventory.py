@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InventoryError
-from .host.fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
+from .host.fsutil import CONFIG_FILE_LIMIT, UnreadableFile, read_small
 from .units import UnitError, parse_duration, parse_size
 
 LOCAL = "local"
@@ -98,8 +98,6 @@ class Project:
     env: tuple[tuple[str, str], ...] = ()
     args: tuple[str, ...] = ()
     display_name: str = ""
-    # Why the project cannot be worked on here (its directory is gone); None when it can.
-    missing: str | None = None
     idle_timeout: float | None = None
     kernel_idle_timeout: float | None = None
     cull_connected: bool = False
@@ -110,8 +108,8 @@ class Project:
     log_keep: int = 3
 
     def to_dict(self) -> dict[str, Any]:
-        """The inventory keys (``missing`` is a finding about the disk, not a setting)."""
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "missing"}
+        """The inventory keys."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["port_range"] = list(self.port_range)
         out["requirements"] = list(self.requirements)
         out["tags"] = list(self.tags)
@@ -359,16 +357,15 @@ class _Loader:
         if host != LOCAL and host not in hosts:
             raise self.fail(table, "host", f"unknown host {host!r} (known: {', '.join([LOCAL, *sorted(hosts)])})")
         path = os.path.expanduser(merged["path"]) if host == LOCAL and not self.remote else merged["path"]
-        missing = None
         if self.remote and host == LOCAL:
             # Resolved on that host: '~' stays for it to expand, relative means next to its inventory.
             host = self.remote
             if not path.startswith(("/", "~")):
                 path = posixpath.normpath(posixpath.join(str(self.source.parent), path))
         elif host == LOCAL:
+            # A deleted or not yet cloned project is that project's problem only, found by its host
+            # (for every host alike) when a task looks at it: loading does not look at the disk.
             path = os.path.normpath(os.path.join(self.source.parent.absolute(), path))
-            # A deleted or not yet cloned project is that project's problem only: it is marked, not fatal.
-            missing = not_a_directory(path)
         reqs = merged["requirements"]
         return Project(
             name=name, path=path, host=host, port_range=merged["port_range"], app=merged["app"],
@@ -378,7 +375,7 @@ class _Loader:
             requirements=tuple(reqs) if not isinstance(reqs, str) else (),
             requirements_file=reqs if isinstance(reqs, str) else None,
             tags=tuple(merged.get("tags", ())), env=merged["env"], args=tuple(merged["args"]),
-            display_name=merged.get("display_name", name), missing=missing,
+            display_name=merged.get("display_name", name),
             idle_timeout=merged["idle_timeout"], kernel_idle_timeout=merged["kernel_idle_timeout"],
             cull_connected=merged["cull_connected"], restart=merged["restart"],
             restart_max=merged["restart_max"], restart_window=merged["restart_window"],
