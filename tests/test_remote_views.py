@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sshlab import SshLab
 
-from conftest import Workspace, alive, procs_under
+from conftest import SLOW, Workspace, alive, jupyter_by_hand, procs_under
 
 
 def _alias_of_box1(lab: SshLab) -> str:
@@ -70,6 +70,7 @@ def test_one_machine_under_two_host_names_is_listed_and_swept_once(ws: Workspace
     ws.extra_toml = ssh_lab.hosts_toml("box1") + _alias_of_box1(ssh_lab)
     ws.project("pa", host="box1", port_range=[b[0], b[2]])
     ws.project("pb", host="alias", port_range=[b[3], b[5]])
+    spawned: list[subprocess.Popen[bytes]] = []
     try:
         started = ws.json("start-all")
         pid = {r["project"]: r["facts"]["pid"] for r in started["results"]}
@@ -102,7 +103,21 @@ def test_one_machine_under_two_host_names_is_listed_and_swept_once(ws: Workspace
         text = ws.cli("which", f"pid:{pid['pa']}", "--host", "alias,box1")
         lines = [line.split() for line in text.stdout.splitlines()]
         assert text.returncode == 0 and text.stdout.count("found:") == 1 and ["host:", "box1"] in lines
+
+        # A server of no project, seen by both names, is stopped once (by the first, alias), and only it.
+        outside = ws.root / "outside"
+        outside.mkdir()
+        stray = jupyter_by_hand(ws.venv, outside, b[7], ws.root / "outside.log", spawned=spawned)
+        swept = ws.json("orphans", "--kill", "--include-unmanaged")["results"]
+        about = [(r["host"], r["status"]) for r in swept if str(stray.pid) in r["msg"]]
+        assert about == [("alias", "changed")], swept
+        stray.wait(timeout=SLOW)
+        assert alive(pid["pa"]) and alive(pid["pb"])
     finally:
+        for proc in spawned:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         stopped = ws.json("stop-all")
     assert {r["project"]: r["status"] for r in stopped["results"]} == {"pa": "changed", "pb": "changed"}
     assert not any(alive(p) for p in pid.values())
