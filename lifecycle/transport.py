@@ -77,17 +77,19 @@ def _in_parallel(inv: Inventory, hosts: list[str], fn: Callable[[str], dict[str,
         return dict(zip(hosts, pool.map(fn, hosts), strict=True))
 
 
-def machines(inv: Inventory, hosts: list[str]) -> dict[str, list[str]]:
-    """For each host, the hosts of ``hosts`` that are the same machine (itself first if it leads).
+def machines(inv: Inventory, hosts: list[str]) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """For each host, the hosts of ``hosts`` that are the same machine (in host order); and the
+    answers of the hosts that could not be asked (``{"unreachable": reason}``).
 
     Asked (one small request per host) before a machine-wide kill, so that a machine reached under
     several names knows all their projects and only one of its names deals with what is no project's.
-    A host that does not answer is a machine of its own.
+    A host that does not say is a machine of its own.
     """
     answers = _in_parallel(inv, hosts, lambda h: call(inv, h, build_request("machine", h, [], {}), lambda e: None))
     ids = {h: a.get("machine") if isinstance(a.get("machine"), str) and a.get("machine") else f"?{h}"
            for h, a in answers.items()}
-    return {h: [o for o in hosts if ids[o] == ids[h]] for h in hosts}
+    down = {h: a for h, a in answers.items() if "unreachable" in a}
+    return {h: [o for o in hosts if ids[o] == ids[h]] for h in hosts}, down
 
 
 def run(inv: Inventory, op: str, projects: list[Project], options: dict[str, Any], emit: Emit,
@@ -100,9 +102,14 @@ def run(inv: Inventory, op: str, projects: list[Project], options: dict[str, Any
     for h in hosts or []:
         groups.setdefault(h, [])
     ordered = sorted(groups, key=lambda h: (h != LOCAL, h))
-    mates = machines(inv, ordered) if machine_wide(op, options) and len(ordered) > 1 else {h: [h] for h in ordered}
+    mates: dict[str, list[str]] = {h: [h] for h in ordered}
+    down: dict[str, dict[str, Any]] = {}
+    if machine_wide(op, options) and len(ordered) > 1:
+        mates, down = machines(inv, ordered)
 
     def one(host: str) -> dict[str, Any]:
+        if host in down:
+            return down[host]  # it just failed to answer: not tried (and waited for) twice
         known, peers = known_and_peers(inv, mates[host])
         # One name per machine deals with what belongs to no project: the first in host order.
         opts = options if mates[host][0] == host else {**options, "unmanaged": False}
