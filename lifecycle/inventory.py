@@ -77,6 +77,8 @@ class Host:
     answer_timeout: float = 60.0
     # Reached as given to -H, named in no inventory (so `jlc trust NAME` cannot name it): not a key.
     adhoc: bool = False
+    # Further keys to offer after ``identity`` (an ad-hoc host given -i several times); no inventory key.
+    more_identities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ class Inventory:
             "version": 1,
             "source": str(self.source),
             "defaults": self.defaults,
-            "hosts": {n: {f.name: getattr(h, f.name) for f in fields(h)} for n, h in self.hosts.items()},
+            "hosts": {n: {f.name: getattr(h, f.name) for f in fields(h) if f.name not in ("adhoc", "more_identities")}
+                      for n, h in self.hosts.items()},
             "projects": {n: p.to_dict() for n, p in self.projects.items()},
         }
 

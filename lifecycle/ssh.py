@@ -49,8 +49,9 @@ def connect(target: Host, trust_new: bool = False) -> Any:
                               "auth_timeout": target.connect_timeout}
     if "transport_factory" in inspect.signature(paramiko.SSHClient.connect).parameters:  # paramiko >= 3.2
         kwargs["transport_factory"] = _transport
-    if target.identity:
-        kwargs["key_filename"] = [os.path.expanduser(target.identity)]
+    keys = [os.path.expanduser(k) for k in (target.identity, *target.more_identities) if k]
+    if keys:
+        kwargs["key_filename"] = keys
     conn = Connection(target.address, user=target.user, port=target.port, config=config,
                       connect_timeout=int(target.connect_timeout), connect_kwargs=kwargs)
     secure(conn, target, trust_new)

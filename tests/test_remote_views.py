@@ -141,8 +141,11 @@ def test_dash_h_needs_no_local_inventory(ws: Workspace, ssh_lab: SshLab, tmp_pat
     base = {k: v for k, v in os.environ.items() if k != "JLC_INVENTORY"}
     base["JLC_REMOTE_PYTHON"] = str(ssh_lab.remote_python)
 
+    # Two -i: a key the box does not accept, then the right one (each -i is offered, not just the first).
+    keys = ["-i", str(ssh_lab.hosts["box2"].host_key), "-i", str(ssh_lab.user_key)]
+
     def jlc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "lifecycle", "-H", target, "-i", str(ssh_lab.user_key), *args],
+        return subprocess.run([sys.executable, "-m", "lifecycle", "-H", target, *keys, *args],
                               capture_output=True, text=True, env=env, cwd=nowhere, timeout=600)
 
     try:

@@ -227,3 +227,6 @@ def test_dash_h_words_bring_an_ad_hoc_hosts_options_along() -> None:
     from lifecycle.report import open_command
 
     assert open_command("far", dash_h(adhoc)) == "jlc -H al@box2 -S '/etc/ssh/lab config' -i /keys/box2 open far"
+    # -H al@10.0.0.7:2222 -i k1 -i k2: Fabric hands over the host alone, the rest comes back.
+    given = Host("10.0.0.7", "10.0.0.7", user="al", port=2222, identity="/k1", more_identities=("/k2",), adhoc=True)
+    assert dash_h(given) == ["-H", "al@10.0.0.7:2222", "-i", "/k1", "-i", "/k2"]

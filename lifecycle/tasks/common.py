@@ -201,7 +201,7 @@ def context_host(c: Any, inv: Inventory) -> tuple[Inventory, str | None]:
     port = getattr(c, "port", None)
     adhoc = Host(name=given, address=given, user=None if "@" in given else getattr(c, "user", None),
                  port=port if isinstance(port, int) and not isinstance(port, bool) else None,
-                 identity=key_files[0] if key_files else None,
+                 identity=key_files[0] if key_files else None, more_identities=tuple(key_files[1:]),
                  ssh_config=getattr(getattr(c, "config", None), "_runtime_ssh_path", None),
                  connect_timeout=float(timeout) if timeout else Host.connect_timeout,
                  python=os.environ.get("JLC_REMOTE_PYTHON", "python3"), adhoc=True)
@@ -249,11 +249,20 @@ def with_context_host(c: Any, reporter: Reporter) -> tuple[Inventory, str | None
 
 def dash_h(target: Host) -> list[str]:
     """The options that reach ``target`` again: ``-H NAME``, and for an ad-hoc host the -S and -i it came with."""
-    words = ["-H", target.name]
-    if target.adhoc and target.ssh_config:
+    if not target.adhoc:
+        return ["-H", target.name]
+    # Fabric took `user@` and `:port` off the -H value; they go back on, or the words reach another sshd.
+    name = target.name
+    if target.user and "@" not in name:
+        name = f"{target.user}@{name}"
+    if target.port and not name.endswith(f":{target.port}"):
+        name = f"{name}:{target.port}"
+    words = ["-H", name]
+    if target.ssh_config:
         words += ["-S", target.ssh_config]
-    if target.adhoc and target.identity:
-        words += ["-i", target.identity]
+    for key in (target.identity, *target.more_identities):
+        if key:
+            words += ["-i", key]
     return words
 
 
