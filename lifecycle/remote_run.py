@@ -49,7 +49,7 @@ def host_layer() -> tuple[str, bytes]:
 # Operations that only look: they must finish within the host's answer_timeout,
 # not merely keep showing signs of life (a host layer stuck on a dead NFS mount
 # still sends heartbeats from its other thread).
-_LOOKS = {"status", "ports", "which", "read-inventory"}
+_LOOKS = {"status", "ports", "which", "read-inventory", "machine"}
 
 
 def _looks_only(request: dict[str, Any]) -> bool:
