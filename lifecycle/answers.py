@@ -69,6 +69,9 @@ def problem(request: dict[str, Any], doc: Any) -> str | None:
         for key, types in typed.items():
             if not isinstance(doc.get(key), types):
                 return f"its answer has no usable {key!r}"
+    if op == "machine" and not isinstance(doc.get("machine"), str):
+        # (empty is valid: a system without a boot id is a machine of its own)
+        return "its answer has no machine id"
     if op == "read-inventory" and not (isinstance(doc.get("path"), str)
                                        and isinstance(doc.get("text"), (str, type(None)))):
         return "its answer has no inventory path and text"
