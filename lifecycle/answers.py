@@ -18,13 +18,23 @@ from typing import Any
 
 from .host.api import PROTOCOL
 
-# A list of rows under this key, each an object with these string fields.
-_RESULTS = ("results", ("host", "action", "status"))
-_ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "status": ("projects", ("name", "state")),
-    "ports": ("ports", ()),
-    "logs": ("logs", ("project",)),
-    "audit": ("projects", ("name",)),
+# What the tasks index in each row, and the types they rely on (a pid or port is a set or sort
+# key, lines are joined and redacted): a row missing one of these would be a KeyError or TypeError
+# in the task that reads it.
+_TEXT = (str,)
+_NUMBER = (int,)
+_MAYBE_NUMBER = (int, type(None))
+_MAYBE_TEXT = (str, type(None))
+Fields = dict[str, tuple[type, ...]]
+_RESULTS: tuple[str, Fields] = ("results", {"host": _TEXT, "action": _TEXT, "status": _TEXT})
+_ROWS: dict[str, list[tuple[str, Fields]]] = {
+    "status": [("projects", {"name": _TEXT, "host": _TEXT, "state": _TEXT, "pid": _MAYBE_NUMBER}),
+               ("unmanaged", {"host": _TEXT, "pid": _NUMBER})],
+    "ports": [("ports", {"host": _TEXT, "port": _NUMBER, "state": _TEXT})],
+    "orphans": [("orphans", {"host": _TEXT, "kind": _TEXT, "pid": _NUMBER, "project": _MAYBE_TEXT,
+                             "cmdline": _TEXT})],
+    "logs": [("logs", {"project": _TEXT, "path": _TEXT, "exists": (bool,), "lines": (list,)})],
+    "audit": [("projects", {"name": _TEXT, "host": _TEXT, "rules": (list,)}), _RESULTS],
 }
 _ACTIONS = {"bootstrap", "start", "stop", "restart", "start-all", "stop-all", "stop-server", "adopt", "cull",
             "supervise"}
@@ -41,15 +51,13 @@ def problem(request: dict[str, Any], doc: Any) -> str | None:
     if "error" in doc and op != "which":
         # which reports a target it cannot place as {"error"}; every other op has no such answer.
         return f"it answered with an error: {short(doc['error'])}"
-    wanted: list[tuple[str, tuple[str, ...]]] = []
+    if "machine" in doc and not isinstance(doc["machine"], str):
+        return "its answer has a machine id that is not text"
+    wanted: list[tuple[str, Fields]] = []
     if op in _ACTIONS or (op == "orphans" and options.get("kill")):
         wanted.append(_RESULTS)
-    elif op == "orphans":
-        wanted.append(("orphans", ()))
     elif op in _ROWS:
-        wanted.append(_ROWS[op])
-    if op == "audit":
-        wanted.append(_RESULTS)
+        wanted.extend(_ROWS[op])
     for key, fields in wanted:
         why = _rows(doc, key, fields)
         if why:
@@ -78,12 +86,17 @@ def problem(request: dict[str, Any], doc: Any) -> str | None:
     return None
 
 
-def _rows(doc: dict[str, Any], key: str, fields: tuple[str, ...]) -> str | None:
+def _fits(value: Any, types: tuple[type, ...]) -> bool:
+    # bool is an int to isinstance, but never a pid or a port.
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def _rows(doc: dict[str, Any], key: str, fields: Fields) -> str | None:
     rows = doc.get(key)
     if not isinstance(rows, list):
         return f"its answer has no {key!r} list"
     for row in rows:
-        if not isinstance(row, dict) or any(not isinstance(row.get(f), str) for f in fields):
+        if not isinstance(row, dict) or any(f not in row or not _fits(row[f], types) for f, types in fields.items()):
             return f"its answer has a malformed entry in {key!r}: {short(row)}"
     return None
 
