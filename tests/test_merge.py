@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lifecycle.inventory import parse_inventory
 from lifecycle.merge import answers_once, rows_once
 
@@ -53,3 +55,25 @@ def test_which_keeps_one_answer_per_machine_preferring_the_owner_and_an_answer_o
     errors_first: dict[str, dict[str, Any]] = {"a": {"machine": "m1", "error": "no process has pid 9"},
                                                "b": {"machine": "m1", "host": "b", "project": None}}
     assert list(answers_once(INV, errors_first)) == ["b"]
+
+
+def test_a_container_on_this_kernel_is_another_machine() -> None:
+    """Containers share the kernel's boot id but not pids or ports: their answers must not be merged."""
+    import shutil
+    import subprocess
+    import sys
+
+    from lifecycle.host.procs import boot_id, machine_id
+
+    if not boot_id() or not shutil.which("unshare"):
+        pytest.skip("needs a boot id and unshare")
+    code = "from lifecycle.host.procs import machine_id; print(machine_id())"
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--net", "--fork", "--mount-proc",
+                           sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot make a namespace here: {proc.stderr.strip()}")
+    theirs = proc.stdout.strip()
+    assert theirs.startswith(boot_id()), theirs  # the same kernel boot...
+    assert theirs != machine_id()  # ...but not the same machine
+    # The same process asking twice is one machine.
+    assert machine_id() == machine_id()

@@ -34,7 +34,7 @@ from .fleet import Survey, survey
 from .fsutil import CONFIG_FILE_LIMIT, UnreadableFile, not_a_directory, read_small
 from .layout import Layout
 from .lock import LockTimeout, project_lock, venv_lock
-from .procs import boot_id
+from .procs import machine_id
 from .results import FAILED, SKIPPED, Result
 from .spec import ProjectSpec
 
@@ -149,16 +149,16 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
         return {"version": PROTOCOL, "path": path, "text": None, "why": why}
     if op == "machine":
         # Which hosts of a command are one machine, asked before a machine-wide kill.
-        return {"version": PROTOCOL, "machine": boot_id()}
+        return {"version": PROTOCOL, "machine": machine_id()}
     if op == "status":
         return status.status(specs, known, ctx, show_token=bool(opts.get("show_token")), peers=peers)
     # "machine" in the fleet views: the controller lists a machine reached under two host names once.
     if op == "ports":
-        return {"version": PROTOCOL, "ports": portmap.port_map(specs, known, look(), ctx.host), "machine": boot_id()}
+        return {"version": PROTOCOL, "ports": portmap.port_map(specs, known, look(), ctx.host), "machine": machine_id()}
     if op == "orphans":
         found = look()
         if not opts.get("kill"):
-            return {"version": PROTOCOL, "orphans": orphans.orphan_rows(found, ctx.host), "machine": boot_id()}
+            return {"version": PROTOCOL, "orphans": orphans.orphan_rows(found, ctx.host), "machine": machine_id()}
         results = orphans.kill_orphans(found, ctx, bool(opts.get("include_unmanaged")),
                                        float(timeout or 10.0), {s.name for s in specs},
                                        unmanaged=opts.get("unmanaged", True) is not False)
@@ -175,7 +175,7 @@ def handle(request: Dict[str, Any], emit: Emit = lambda e: None) -> Dict[str, An
                                  show_token=bool(opts.get("show_token")))
         except which.WhichError as exc:
             answer = {"version": PROTOCOL, "error": str(exc)}
-        return {**answer, "machine": boot_id()}
+        return {**answer, "machine": machine_id()}
     if op == "cull":
         found = look()
         idle = opts.get("idle")

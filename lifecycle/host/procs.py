@@ -243,6 +243,22 @@ def boot_id() -> str:
     return ""
 
 
+def machine_id() -> str:
+    """This system as the fleet views count machines: one boot of one kernel, seen from one process and
+    network namespace.  Containers share their kernel's boot id, but not their pids or ports: two
+    containers on one box are two machines.  Empty when there is no boot id (a machine of its own)."""
+    boot = boot_id()
+    if not boot:
+        return ""
+    spaces = []
+    for ns in ("pid", "net"):
+        try:
+            spaces.append(os.readlink("/proc/self/ns/" + ns))
+        except OSError:
+            continue
+    return " ".join([boot] + spaces)
+
+
 def rss_bytes(pids: Iterable[int]) -> int:
     """Resident memory of the given processes (gone ones count as zero)."""
     total = 0

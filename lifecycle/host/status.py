@@ -11,7 +11,7 @@ from .context import OpContext
 from .fleet import Survey, survey
 from .fsutil import not_a_directory
 from .layout import Layout
-from .procs import boot_id, is_kernel_proc, port_from_cmdline, rss_bytes, usage
+from .procs import is_kernel_proc, machine_id, port_from_cmdline, rss_bytes, usage
 from .runtime import clean_stale
 from .spec import ProjectSpec
 from .start import iso, server_urls
@@ -136,4 +136,4 @@ def status(specs: List[ProjectSpec], known: List[ProjectSpec], ctx: OpContext,
     claimed = {r["pid"] for r in rows if r["pid"] is not None}
     # "sampled": when the looks were taken, on this host's clock (the live view's CPU % needs the interval).
     return {"version": 1, "projects": rows, "unmanaged": unmanaged_rows(found, ctx.host, claimed),
-            "machine": boot_id(), "sampled": time.time()}
+            "machine": machine_id(), "sampled": time.time()}
