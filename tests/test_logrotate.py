@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 from test_cull import Lab
@@ -167,3 +168,45 @@ def test_a_follower_loses_nothing_across_either_rotation(tmp_path: Path) -> None
         fh.write("d1\n")
     assert reader.step() == "c2\nd1\n"
     assert reader.step() == ""
+
+
+def test_a_rotation_between_the_readers_two_looks_is_read_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """The restart renames the log to .1 after the reader looked at .1 and before it looks at the log:
+    the old file's rest comes from .1 at the next poll, and the new file is read once."""
+    from lifecycle.host import logs
+
+    log = tmp_path / "jupyterlab.log"
+    log.write_text("a1 first line of the old log\n")
+    reader = logs._Followed(log)
+    with open(log, "a") as fh:
+        fh.write("a2 unseen before the rename\n")
+    # The reader's look at .1 happens first (nothing there yet), then the rotation, then its look at the log.
+    real = logs._ino_size
+    first = logrotate.rotated(log, 1)
+
+    def look_then_rotate(path: Path) -> tuple[int | None, int]:
+        seen = real(path)
+        if path == first:
+            logrotate.begin_new_log(log, keep=3)
+            log.write_text("b1\n")
+        return seen
+
+    monkeypatch.setattr(logs, "_ino_size", look_then_rotate)
+    text = reader.step()
+    monkeypatch.setattr(logs, "_ino_size", real)
+    text += reader.step()
+    assert text == "a2 unseen before the rename\nb1\n"
+    assert reader.step() == ""
+
+
+def test_a_truncation_by_hand_is_followed_from_the_start(tmp_path: Path) -> None:
+    """No rotation shows in .1: after a few polls the reader starts the truncated log over."""
+    from lifecycle.host import logs
+
+    log = tmp_path / "jupyterlab.log"
+    log.write_text("a1 a long first line\n")
+    reader = logs._Followed(log)
+    os.truncate(log, 0)
+    log.write_text("b1\n")
+    text = "".join(reader.step() for _ in range(logs._BUSY_POLLS + 1))
+    assert text == "b1\n"

@@ -41,6 +41,7 @@ class _Followed:
         self.inode, self.pos = _ino_size(path)
         self.first_inode = _ino_size(self.first)[0]
         self.waited = 0
+        self.unexplained = 0  # polls the log has looked replaced or truncated with no rotation in .1
 
     def step(self) -> str:
         """The text written since the last step, including what a rotation moved away meanwhile."""
@@ -64,7 +65,14 @@ class _Followed:
         if not stat.S_ISREG(st.st_mode):
             return out.decode("utf-8", "replace")  # a FIFO or directory in the log's place has nothing to follow
         if self.inode is not None and (st.st_ino != self.inode or st.st_size < self.pos):
+            if self.unexplained < _BUSY_POLLS:
+                # A rotation that finished between our look at .1 and this one: it shows in .1 at the
+                # next poll, where our offset still applies.  Starting over now would read .1 from the
+                # new file's offset, then the new file twice.
+                self.unexplained += 1
+                return out.decode("utf-8", "replace")
             self.pos = 0  # replaced or truncated without a rotation we could see: start over
+        self.unexplained = 0
         self.inode = st.st_ino
         if st.st_size > self.pos:
             data = _read_from(self.path, self.pos)
@@ -73,7 +81,8 @@ class _Followed:
         return out.decode("utf-8", "replace")
 
 
-_BUSY_POLLS = 20  # a leftover .rotating file (a crashed rotation) stalls a follower 5 s at most
+# A leftover .rotating file (a crashed rotation), or a truncation by hand, stalls a follower 5 s at most.
+_BUSY_POLLS = 20
 
 
 def _ino_size(path: Path) -> Tuple[Optional[int], int]:
