@@ -425,11 +425,13 @@ def _detach(inv: Inventory, plan: Plan, opts: OpenOptions, reporter: Reporter, o
         outcome.fail(int(answer.get("code") or EXIT_FAILED))
     finally:
         os.close(read_end)
-        registry.release(plan.claim)  # recorded by the child (ready) or not made: the next opener may look
         if not ready and proc.poll() is None:
             proc.kill()  # ours, just spawned: no identification needed
         if not ready:
             proc.wait()
+        # Recorded by the child (ready) or not made, and the child gone (not ready): the next opener may
+        # look; released earlier, it could find the record of a child that is about to be killed.
+        registry.release(plan.claim)
 
 
 def _read_answer(fd: int, timeout: float) -> dict[str, Any]:
