@@ -31,6 +31,9 @@ FAKES = {
     "trunc": "printf '%s' '{\"version\": 1, \"projects\": [{\"name\": \"x\"'\n",
     "garbage": "echo 'Welcome to box1! You have new mail.'\n",
     "shape": "echo '{\"version\": 1, \"hello\": [], \"results\": 7, \"projects\": [3]}'\n",
+    # Every list a task reads is there, but a row lacks what the task indexes (status: no "unmanaged").
+    "keys": "echo '{\"version\": 1, \"projects\": [], \"ports\": [{}], \"orphans\": [{}], \"logs\": [{}], "
+            "\"results\": [{}]}'\n",
     "failing": "echo 'Segmentation fault (core dumped)' >&2\nexit 139\n",
     # exec -a names it, so the test can find what it left behind on the "remote" side.
     "hung": "exec -a jlc-test-hung sleep 3600\n",
@@ -41,6 +44,7 @@ REASONS = {
     "trunc": "stdout is not a JSON document",
     "garbage": "Welcome to box1",
     "shape": "not a valid",
+    "keys": "not a valid",
     "failing": "exit 139",
     "hung": "answer_timeout",
 }
