@@ -62,6 +62,12 @@ def problem(request: dict[str, Any], doc: Any) -> str | None:
         why = _rows(doc, key, fields)
         if why:
             return why
+    if op == "audit":
+        # The task looks each row's project up among those it asked about.
+        asked = {p.get("name") for p in request.get("projects") or [] if isinstance(p, dict)}
+        stray = [row["name"] for row in doc["projects"] if row["name"] not in asked]
+        if stray:
+            return f"its answer has a project it was not asked about: {short(stray[0])}"
     if op == "which" and "error" not in doc and not (
             "kind" in doc and isinstance(doc["kind"], (str, type(None))) and isinstance(doc.get("target"), str)):
         return "its answer has no target and kind"

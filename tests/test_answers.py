@@ -32,16 +32,26 @@ def _indexed() -> list[tuple[str, str, str]]:
             if key not in ("url", "missing")]  # read with .get: optional
 
 
+def _asked(op: str) -> dict[str, Any]:
+    return {"op": op, "projects": [{"name": "p"}]}
+
+
 @pytest.mark.parametrize("op", sorted(GOOD))
 def test_good_answers_pass(op: str) -> None:
-    assert answers.problem({"op": op}, GOOD[op]) is None
+    assert answers.problem(_asked(op), GOOD[op]) is None
+
+
+def test_an_audit_row_of_a_project_not_asked_about_is_refused() -> None:
+    doc = copy.deepcopy(GOOD["audit"])
+    doc["projects"][0]["name"] = "other"
+    assert "not asked about" in str(answers.problem(_asked("audit"), doc))
 
 
 @pytest.mark.parametrize("op,member,key", _indexed())
 def test_an_indexed_key_missing_is_refused(op: str, member: str, key: str) -> None:
     doc = copy.deepcopy(GOOD[op])
     del doc[member][0][key]
-    assert answers.problem({"op": op}, doc), f"{op}: a {member} row without {key!r} was accepted"
+    assert answers.problem(_asked(op), doc), f"{op}: a {member} row without {key!r} was accepted"
 
 
 @pytest.mark.parametrize("op,member", [(op, m) for op, d in GOOD.items() for m, v in d.items()
@@ -49,7 +59,7 @@ def test_an_indexed_key_missing_is_refused(op: str, member: str, key: str) -> No
 def test_a_missing_list_is_refused(op: str, member: str) -> None:
     doc = copy.deepcopy(GOOD[op])
     del doc[member]
-    assert answers.problem({"op": op}, doc)
+    assert answers.problem(_asked(op), doc)
 
 
 @pytest.mark.parametrize("bad", [{"pid": [1]}, {"pid": "7"}, {"pid": True}])
