@@ -195,7 +195,9 @@ def _listen(remote: list[tuple[Project, Endpoint]], opts: OpenOptions, reporter:
             outcome: Outcome) -> list[Plan]:
     """Bind each remote project's local port, or say why not; nothing is printed for a refused one."""
     plans: list[Plan] = []
-    for project, where in remote:
+    # Claims are held until the tunnels are made, so every opener takes them in one order (two opens
+    # of 'a,b' that found a and b in different states would otherwise each hold one and wait for the other).
+    for project, where in sorted(remote, key=lambda pw: (pw[0].host, pw[0].name)):
         held = registry.claim(project.name, project.host)
         plan = _plan(project, where, opts, reporter, outcome)
         if plan is None:
