@@ -92,6 +92,22 @@ def problem(request: dict[str, Any], doc: Any) -> str | None:
     return None
 
 
+def event_problem(event: dict[str, Any]) -> str | None:
+    """Why a live event from a host (an ``@jlc`` line) cannot be shown, or None when it can: the
+    reporter builds a result from a ``result`` event and writes a ``log`` event's text."""
+    kind = event.get("event")
+    if kind == "result":
+        result = event.get("result")
+        if not isinstance(result, dict):
+            return "a result event without a result"
+        fields: Fields = {**_RESULTS[1], "msg": _MAYBE_TEXT, "facts": (dict, type(None)), "secret": (dict, type(None))}
+        if any(not _fits(result.get(f), types) for f, types in fields.items()):
+            return f"a malformed result: {short(result)}"
+    if kind == "log" and not isinstance(event.get("text", ""), str):
+        return "a log event whose text is not text"
+    return None
+
+
 def _fits(value: Any, types: tuple[type, ...]) -> bool:
     # bool is an int to isinstance, but never a pid or a port.
     return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)

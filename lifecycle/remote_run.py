@@ -100,7 +100,7 @@ class _Reader:
                 event = json.loads(text[5:])
             except ValueError:
                 event = None
-            if isinstance(event, dict) and isinstance(event.get("event"), str):
+            if isinstance(event, dict) and isinstance(event.get("event"), str) and not answers.event_problem(event):
                 if event["event"] != "alive":
                     self.emit(event)
                 return

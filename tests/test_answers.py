@@ -78,3 +78,25 @@ def test_a_machine_id_that_is_not_text_is_refused() -> None:
 def test_the_host_layers_own_answers_pass(op: str) -> None:
     request = {"version": api.PROTOCOL, "op": op, "host": "local", "projects": [], "known": [], "options": {}}
     assert answers.problem(request, api.handle(request)) is None
+
+
+@pytest.mark.parametrize("line", [
+    '@jlc {"event": "result"}',
+    '@jlc {"event": "result", "result": {"host": "b", "action": "start"}}',
+    '@jlc {"event": "result", "result": {"host": "b", "action": "start", "status": "ok", "msg": 3}}',
+    '@jlc {"event": "log", "project": "p", "text": ["a"]}',
+])
+def test_a_malformed_live_event_is_not_shown(line: str) -> None:
+    """Live events reach the reporter, which builds results from them: a malformed one is stray text,
+    never a KeyError in the middle of a task."""
+    from lifecycle.remote_run import _Reader
+    from lifecycle.report import Reporter
+
+    shown: list[dict[str, Any]] = []
+    reader = _Reader(None, shown.append)
+    reader._line(line)
+    assert shown == [] and reader.stray == [line]
+    good = '@jlc {"event": "result", "result": {"host": "b", "action": "start", "status": "ok", "msg": "m"}}'
+    reader._line(good)
+    assert len(shown) == 1
+    Reporter("start", as_json=True).event(shown[0])  # what the reporter does with it does not raise
