@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -450,3 +451,32 @@ def test_unreadable_known_hosts_refuses_in_one_line(ws: Workspace, ssh_lab: SshL
     trust = ws.cli("trust", "box1")
     assert trust.returncode == 1 and "Traceback" not in trust.stderr, trust.stderr
     assert trust.stderr.strip().splitlines() == [f"error: cannot read the known_hosts file {known}: Is a directory"]
+
+
+def test_interrupted_remote_start_still_records_its_server(ws: Workspace, ssh_lab: SshLab) -> None:
+    """Ctrl-C while a remote start waits for its server: the host layer, no longer heard, finishes the
+    start (pid file written, server tracked) instead of dying half-way on a broken pipe."""
+    ws.extra_toml = ssh_lab.hosts_toml("box1")
+    path = ws.project("r1", host="box1")
+    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "start", "r1"], cwd=ws.root, text=True,
+                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # The server process exists (spawned by the host layer), the start has not answered yet.
+        wait_for(lambda: any("jupyterlab" in " ".join(p.info["cmdline"] or []) for p in procs_under(path)),
+                 SLOW, "the remote server to be spawned")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=SLOW)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, err)
+    pid_file = path / ".logs" / "jupyter.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), SLOW, "the pid file")
+    pid = int(pid_file.read_text())
+    row = wait_for(lambda: next((r for r in ws.json("status", "--only", "r1")["projects"] if r["state"] == "running"), None),
+                   SLOW, "r1 running and tracked")
+    assert row["pid"] == pid
+    assert ws.cli("stop", "r1").returncode == 0
+    assert not alive(pid)

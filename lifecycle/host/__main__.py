@@ -22,18 +22,20 @@ _done = threading.Event()
 def _emit(event: Dict[str, Any]) -> None:
     line = "@jlc " + json.dumps(event) + "\n"
     with _EMITTING:  # the heartbeat thread writes too: lines must not interleave
-        sys.stderr.write(line)
-        sys.stderr.flush()
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            # The controller hung up (Ctrl-C, or it gave up on us). Half an operation is worse than
+            # an unheard one: a start that stopped here would leave its server unrecorded. Go on.
+            pass
 
 
 def _heartbeat(every: float) -> None:
     """Say "alive" every ``every`` seconds while the request runs: a silent host is a frozen one."""
     def beat() -> None:
         while not _done.wait(every):
-            try:
-                _emit({"event": "alive"})
-            except (OSError, ValueError):
-                return  # the controller hung up
+            _emit({"event": "alive"})
 
     threading.Thread(target=beat, name="jlc-heartbeat", daemon=True).start()
 
@@ -53,8 +55,11 @@ def serve(raw: bytes, alive: Optional[float] = None) -> int:
     except KeyboardInterrupt:
         return 130
     _done.set()
-    sys.stdout.write(json.dumps(response) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(response) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # nobody is listening any more; the work is done all the same
     return 0
 
 
