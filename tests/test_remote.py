@@ -475,8 +475,10 @@ def test_interrupted_remote_start_still_records_its_server(ws: Workspace, ssh_la
     pid_file = path / ".logs" / "jupyter.pid"
     wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), SLOW, "the pid file")
     pid = int(pid_file.read_text())
-    row = wait_for(lambda: next((r for r in ws.json("status", "--only", "r1")["projects"] if r["state"] == "running"), None),
-                   SLOW, "r1 running and tracked")
+    def running() -> dict[str, Any] | None:
+        return next((r for r in ws.json("status", "--only", "r1")["projects"] if r["state"] == "running"), None)
+
+    row = wait_for(running, SLOW, "r1 running and tracked")
     assert row["pid"] == pid
     assert ws.cli("stop", "r1").returncode == 0
     assert not alive(pid)
