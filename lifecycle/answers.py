@@ -38,6 +38,22 @@ _ROWS: dict[str, list[tuple[str, Fields]]] = {
 }
 _ACTIONS = {"bootstrap", "start", "stop", "restart", "start-all", "stop-all", "stop-server", "adopt", "cull",
             "supervise"}
+# Members outside the rows, per operation (service: per action).
+_MEMBERS: dict[str, Fields] = {
+    "which": {"target": _TEXT, "kind": _MAYBE_TEXT},
+    "machine": {"machine": _TEXT},  # empty is valid: a system without a boot id is a machine of its own
+    "read-inventory": {"path": _TEXT, "text": _MAYBE_TEXT},
+    "service status": {"manager": _TEXT},
+    "service probe": {"manager": _TEXT, "paths": (dict,), "inventory": _MAYBE_TEXT, "command": _MAYBE_TEXT},
+}
+
+
+def _fields(op: str, options: dict[str, Any], doc: dict[str, Any]) -> Fields:
+    if op == "which" and "error" in doc:
+        return {"error": _TEXT}  # which's answer for a target it cannot place
+    if op == "service":
+        return _MEMBERS.get(f"service {options.get('action')}", {})
+    return _MEMBERS.get(op, {})
 
 
 def problem(request: dict[str, Any], doc: Any) -> str | None:
@@ -54,7 +70,8 @@ def problem(request: dict[str, Any], doc: Any) -> str | None:
     if "machine" in doc and not isinstance(doc["machine"], str):
         return "its answer has a machine id that is not text"
     wanted: list[tuple[str, Fields]] = []
-    if op in _ACTIONS or (op == "orphans" and options.get("kill")):
+    if op in _ACTIONS or (op == "orphans" and options.get("kill")) or (
+            op == "service" and options.get("action") in ("install", "uninstall")):
         wanted.append(_RESULTS)
     elif op in _ROWS:
         wanted.extend(_ROWS[op])
@@ -68,28 +85,7 @@ def problem(request: dict[str, Any], doc: Any) -> str | None:
         stray = [row["name"] for row in doc["projects"] if row["name"] not in asked]
         if stray:
             return f"its answer has a project it was not asked about: {short(stray[0])}"
-    if op == "which" and "error" not in doc and not (
-            "kind" in doc and isinstance(doc["kind"], (str, type(None))) and isinstance(doc.get("target"), str)):
-        return "its answer has no target and kind"
-    if op == "which" and "error" in doc and not isinstance(doc["error"], str):
-        return "its answer to which has an error that is not text"
-    if op == "service":
-        action = options.get("action")
-        if action in ("install", "uninstall"):
-            return _rows(doc, *_RESULTS)
-        typed: dict[str, tuple[type, ...]] = {"manager": (str,)}
-        if action == "probe":
-            typed.update(paths=(dict,), inventory=(str, type(None)), command=(str, type(None)))
-        for key, types in typed.items():
-            if not isinstance(doc.get(key), types):
-                return f"its answer has no usable {key!r}"
-    if op == "machine" and not isinstance(doc.get("machine"), str):
-        # (empty is valid: a system without a boot id is a machine of its own)
-        return "its answer has no machine id"
-    if op == "read-inventory" and not (isinstance(doc.get("path"), str)
-                                       and isinstance(doc.get("text"), (str, type(None)))):
-        return "its answer has no inventory path and text"
-    return None
+    return _typed(doc, _fields(op, options, doc))
 
 
 def event_problem(event: dict[str, Any]) -> str | None:
@@ -111,6 +107,13 @@ def event_problem(event: dict[str, Any]) -> str | None:
 def _fits(value: Any, types: tuple[type, ...]) -> bool:
     # bool is an int to isinstance, but never a pid or a port.
     return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def _typed(doc: dict[str, Any], fields: Fields) -> str | None:
+    for key, types in fields.items():
+        if key not in doc or not _fits(doc[key], types):
+            return f"its answer has no usable {key!r}"
+    return None
 
 
 def _rows(doc: dict[str, Any], key: str, fields: Fields) -> str | None:

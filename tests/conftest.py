@@ -174,6 +174,26 @@ class Workspace:
             lines.append("")
         self.inventory.write_text("\n".join(lines))
 
+    def spawn(self, *args: str, **popen: Any) -> subprocess.Popen[str]:
+        """The CLI in the background, stdout and stderr piped unless ``popen`` says otherwise."""
+        popen.setdefault("stdout", subprocess.PIPE)
+        popen.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([sys.executable, "-m", "lifecycle", *args], cwd=self.root, text=True,
+                                env={**os.environ, "JLC_INVENTORY": str(self.inventory)}, **popen)
+
+    def interrupted(self, *args: str, when: Callable[[], Any], what: str) -> tuple[int, str, str]:
+        """Run the CLI, press Ctrl-C once ``when`` holds; its exit status, stdout and stderr."""
+        proc = self.spawn(*args)
+        try:
+            wait_for(when, SLOW, what)
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
+            out, err = proc.communicate(timeout=SLOW)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        return proc.returncode, out, err
+
     def cli(self, *args: str, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "lifecycle", *args], capture_output=True, text=True,

@@ -7,10 +7,8 @@ per-project lock, 5 concurrent starts gave 2-3 servers.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -19,9 +17,7 @@ from conftest import SLOW, Workspace, alive, servers_in, wait_for
 
 
 def launch(ws: Workspace, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "lifecycle", *args], cwd=ws.root, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)})
+    return ws.spawn(*args)
 
 
 def finish(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[tuple[int, str]]:

@@ -239,9 +239,7 @@ def test_session_frozen_mid_task_is_noticed(ws: Workspace, ssh_lab: SshLab) -> N
     (path / ".logs" / "jupyterlab.log").write_text("first line\n")
     listener = psutil.Process(ssh_lab.hosts["box2"].proc.pid)
     before = {p.pid for p in listener.children()}
-    follower = subprocess.Popen([sys.executable, "-m", "lifecycle", "logs", "r2", "-f"], cwd=ws.root, text=True,
-                                env={**os.environ, "JLC_INVENTORY": str(ws.inventory)},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    follower = ws.spawn("logs", "r2", "-f")
     frozen: list[psutil.Process] = []
     try:
         assert follower.stdout is not None

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,18 +52,8 @@ def test_bootstrap_prints_each_step_as_it_ends_and_ctrl_c_names_the_step(ws: Wor
 def test_ctrl_c_with_json_still_prints_one_document_and_exits_130(ws: Workspace) -> None:
     venv = held_pip_venv(ws, ws.root / "go")
     ws.project("slow", venv=str(venv), requirements=["ipykernel"])
-    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "bootstrap", "slow", "--json"], cwd=ws.root,
-                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: pip_held(venv), SLOW, "pip to run")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=SLOW)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
+    code, out, err = ws.interrupted("bootstrap", "slow", "--json", when=lambda: pip_held(venv), what="pip to run")
+    assert code == 130, err
     doc = json.loads(out)  # exactly one document, nothing else on stdout
     assert [(r["action"], r["status"]) for r in doc["results"]] == [
         ("dirs", "changed"), ("gitignore", "changed"), ("venv", "ok"), ("requirements", "failed")]

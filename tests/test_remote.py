@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -458,20 +457,11 @@ def test_interrupted_remote_start_still_records_its_server(ws: Workspace, ssh_la
     start (pid file written, server tracked) instead of dying half-way on a broken pipe."""
     ws.extra_toml = ssh_lab.hosts_toml("box1")
     path = ws.project("r1", host="box1")
-    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "start", "r1"], cwd=ws.root, text=True,
-                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        # The server process exists (spawned by the host layer), the start has not answered yet.
-        wait_for(lambda: any("jupyterlab" in " ".join(p.info["cmdline"] or []) for p in procs_under(path)),
-                 SLOW, "the remote server to be spawned")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=SLOW)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, err)
+    # Interrupted once the server process exists (spawned by the host layer), before the start answers.
+    code, _, err = ws.interrupted(
+        "start", "r1", what="the remote server to be spawned",
+        when=lambda: any("jupyterlab" in " ".join(p.info["cmdline"] or []) for p in procs_under(path)))
+    assert code == 130 and "Traceback" not in err, (code, err)
     pid_file = path / ".logs" / "jupyter.pid"
     wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), SLOW, "the pid file")
     pid = int(pid_file.read_text())

@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +20,7 @@ class Supervisor:
     """``jlc supervise`` in the background, its stdout collected line by line."""
 
     def __init__(self, ws: Workspace, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "supervise", *args], cwd=ws.root, text=True,
-                                     env={**os.environ, "JLC_INVENTORY": str(ws.inventory)},
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = ws.spawn("supervise", *args)
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._threads = [threading.Thread(target=lambda: self.lines.extend(self.proc.stdout or ()), daemon=True),

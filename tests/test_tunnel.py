@@ -31,9 +31,7 @@ class Background:
     """jlc running in the background; its stdout and stderr collected line by line."""
 
     def __init__(self, ws: Workspace, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "lifecycle", *args], cwd=ws.root, text=True,
-                                     env={**os.environ, "JLC_INVENTORY": str(ws.inventory)},
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = ws.spawn(*args, stdin=subprocess.DEVNULL)
         self.out: list[str] = []
         self.err: list[str] = []
         self._readers = [threading.Thread(target=lambda s=s, d=d: d.extend(s), daemon=True)

@@ -79,9 +79,7 @@ def test_watch_on_a_terminal_redraws_in_place_and_ctrl_c_exits_130(ws: Workspace
 
 def test_watch_without_a_terminal_prints_one_table_per_interval(ws: Workspace) -> None:
     ws.project("p1")
-    proc = subprocess.Popen([sys.executable, "-m", "lifecycle", "status", "--watch", "0.5"], cwd=ws.root, text=True,
-                            env={**os.environ, "JLC_INVENTORY": str(ws.inventory)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = ws.spawn("status", "--watch", "0.5")
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
     reader.start()
