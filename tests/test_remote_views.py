@@ -108,6 +108,8 @@ def test_one_machine_under_two_host_names_is_listed_and_swept_once(ws: Workspace
         outside = ws.root / "outside"
         outside.mkdir()
         stray = jupyter_by_hand(ws.venv, outside, b[7], ws.root / "outside.log", spawned=spawned)
+        # status lists it once among the unmanaged, though both names see it.
+        assert [r["pid"] for r in ws.json("status")["unmanaged"]].count(stray.pid) == 1
         swept = ws.json("orphans", "--kill", "--include-unmanaged")["results"]
         about = [(r["host"], r["status"]) for r in swept if str(stray.pid) in r["msg"]]
         assert about == [("alias", "changed")], swept

@@ -15,7 +15,7 @@ from ..config_doc import config_document
 from ..errors import InventoryError, UsageError
 from ..host import discover as host_discover
 from ..inventory import LOCAL, USER_INVENTORY, Inventory, find_inventory, load_inventory
-from ..merge import answers_once, rows_once
+from ..merge import answers_once, machine_of, rows_once
 from ..report import Reporter, config_toml, orphans_table, ports_table, redact, which_text, with_reach
 from ..selection import hosts_of
 from .common import Run, lc_task, prepare, query, run_action, with_context_host
@@ -56,16 +56,14 @@ def status_document(run: Run) -> dict[str, Any]:
     doc: dict[str, Any] = {"version": 1, "projects": [], "unmanaged": []}
     # Two inventory hosts may be one machine (an ssh alias of this box): a server is then seen by
     # both, and it is unmanaged only if no host counts it as a project's, and listed once.
-    managed = {(resp.get("machine"), r["pid"]) for resp in run.answered.values() for r in resp["projects"]
+    managed = {(machine_of(resp, h), r["pid"]) for h, resp in run.answered.items() for r in resp["projects"]
                if r["pid"] is not None}
-    seen = set(managed)
+    unclaimed = {h: {**resp, "unmanaged": [r for r in resp["unmanaged"]
+                                           if (machine_of(resp, h), r["pid"]) not in managed]}
+                 for h, resp in run.answered.items()}
     for resp in run.answered.values():
         doc["projects"].extend(resp["projects"])
-        for row in resp["unmanaged"]:
-            key = (resp.get("machine"), row["pid"])
-            if not resp.get("machine") or key not in seen:
-                seen.add(key)
-                doc["unmanaged"].append(row)
+    doc["unmanaged"] = rows_once(run.inv, unclaimed, "unmanaged", lambda r: r["pid"])
     for h, why in run.unreachable.items():
         doc["projects"].extend(
             {"name": p.name, "host": h, "path": p.path, "state": "unreachable", "pid": None, "port": None,
